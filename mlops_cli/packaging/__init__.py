@@ -1,0 +1,1 @@
+"""Building the Lambda zip: runtime code + model (+ dependencies in the sklearn flavor)."""
