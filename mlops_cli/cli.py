@@ -1,0 +1,579 @@
+"""The `iris-mlops` command line: parse, call the core, render. Nothing else lives here."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mlops_cli import __version__, render
+from mlops_cli.artifacts import ArtifactStore
+from mlops_cli.config import DEFAULT_ENV, EnvConfig, load_env
+from mlops_cli.console import Reporter, error, out, print_json
+from mlops_cli.errors import IrisError, UsageError
+
+app = typer.Typer(
+    name="iris-mlops",
+    help="Train, evaluate, package and deploy an Iris classifier to AWS Lambda or a local "
+    "emulator on 127.0.0.1 — one command per lifecycle step.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+config_app = typer.Typer(help="Inspect env configs (configs/<env>.yaml).", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@dataclass
+class AppState:
+    config_dir: str | None = None
+    artifacts_dir: str | None = None
+
+    @property
+    def store(self) -> ArtifactStore:
+        return ArtifactStore(self.artifacts_dir)
+
+
+STATE = AppState()
+
+EnvOpt = Annotated[
+    str | None,
+    typer.Option("--env", "-e", help="Env name: configs/<env>.yaml.", show_default=False),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object on stdout, for scripts.")
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Model id or unique prefix (default: latest trained)."),
+]
+FlavorOpt = Annotated[
+    str | None,
+    typer.Option("--flavor", help="portable (pure Python, KBs) or sklearn (full scikit-learn)."),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"iris-mlops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+    config_dir: Annotated[
+        str | None,
+        typer.Option("--config-dir", envvar="IRIS_MLOPS_CONFIG_DIR",
+                     help="Folder of env configs [default: ./configs]."),
+    ] = None,
+    artifacts_dir: Annotated[
+        str | None,
+        typer.Option("--artifacts-dir", envvar="IRIS_MLOPS_ARTIFACTS",
+                     help="Folder for models, packages and deployment records "
+                     "[default: ./artifacts]."),
+    ] = None,
+) -> None:
+    STATE.config_dir = config_dir
+    STATE.artifacts_dir = artifacts_dir
+
+
+@contextlib.contextmanager
+def _handled(as_json: bool) -> Iterator[None]:
+    """Turn our errors into one line and an exit code; never show a traceback to users."""
+    try:
+        yield
+    except IrisError as exc:
+        _fail(str(exc), exc.exit_code, as_json)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130, as_json)
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        if os.environ.get("IRIS_MLOPS_DEBUG"):
+            raise
+        _fail(
+            f"internal error ({type(exc).__name__}: {exc}). This is a bug in iris-mlops; rerun "
+            "with IRIS_MLOPS_DEBUG=1 for the traceback and report it.",
+            1,
+            as_json,
+        )
+
+
+def _fail(message: str, code: int, as_json: bool) -> None:
+    if as_json:
+        print_json({"error": {"message": message, "exit_code": code}})
+    error(message)
+    raise typer.Exit(code)
+
+
+def _cfg(env: str | None, overrides: dict[str, Any] | None = None) -> EnvConfig:
+    return load_env(env or DEFAULT_ENV, STATE.config_dir, overrides)
+
+
+def _deployment_env(env: str | None, reporter: Reporter) -> str:
+    """Commands acting on a deployment default to the env most recently deployed."""
+    if env:
+        return env
+    last = STATE.store.last_env()
+    chosen = last or DEFAULT_ENV
+    why = "the most recent deploy" if last else "the default; nothing deployed yet"
+    reporter.info(f"[dim]using env [bold]{chosen}[/bold] ({why}); pass --env to choose[/dim]")
+    return chosen
+
+
+# --------------------------------------------------------------------------- train / evaluate
+@app.command()
+def train(
+    env: EnvOpt = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (overrides training.seed).")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Model kind: logistic_regression, decision_tree, "
+                     "random_forest, gradient_boosting (overrides model.kind)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the env's model on Iris; writes artifacts/models/<model_id>/ and points latest at it.
+
+    The same seed and config give a byte-identical model.joblib and the same model_id.
+    """
+    with _handled(as_json):
+        from mlops_cli.training.train import train as run_train
+
+        overrides: dict[str, Any] = {"training.seed": seed, "model.kind": model}
+        if model:
+            overrides["model.params"] = {}  # the file's params belong to the file's kind
+            base = _cfg(env)
+            if base.settings.model.kind == model:
+                overrides.pop("model.params")
+        cfg = _cfg(env, overrides)
+        result = run_train(cfg, STATE.store, Reporter(quiet=as_json))
+        print_json(result) if as_json else render.train_result(result)
+
+
+@app.command()
+def evaluate(env: EnvOpt = None, model: ModelOpt = None, as_json: JsonOpt = False) -> None:
+    """Score a model on the held-out split, cross-validate it, and apply the env's quality gate.
+
+    Writes evaluation.json next to the model; exits 1 when the gate is missed.
+    """
+    with _handled(as_json):
+        from mlops_cli.training.evaluate import evaluate as run_evaluate
+
+        cfg = _cfg(env)
+        report = run_evaluate(cfg, STATE.store, Reporter(quiet=as_json), model)
+        print_json(report) if as_json else render.evaluation(report)
+        if not report["passed"]:
+            if not as_json:
+                error(f"model {report['model_id']} fails the quality gate of env {cfg.env!r}")
+            raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- package
+@app.command()
+def package(
+    env: EnvOpt = None,
+    model: ModelOpt = None,
+    flavor: FlavorOpt = None,
+    force: Annotated[bool, typer.Option(help="Rebuild even when an identical zip exists.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build the reproducible Lambda zip for the env's runtime and architecture, with a size report.
+
+    Refuses a model that was not evaluated or misses the env's quality gate.
+    """
+    with _handled(as_json):
+        from mlops_cli.packaging.build import PackageTooLarge, build_package
+
+        cfg = _cfg(env)
+        try:
+            report = build_package(cfg, STATE.store, Reporter(quiet=as_json), model, flavor, force)
+        except PackageTooLarge as exc:
+            if not as_json:
+                render.resources(
+                    [{"entry": k, "bytes": f"{v:,}"} for k, v in list(exc.breakdown.items())[:10]],
+                    "Largest top-level entries",
+                )
+            raise
+        data = report.to_dict()
+        print_json(data) if as_json else render.package_report(data)
+
+
+def _ensure_package(cfg: EnvConfig, model: str | None, flavor: str | None, reporter: Reporter):
+    from mlops_cli.packaging.build import build_package
+
+    report = build_package(cfg, STATE.store, reporter, model, flavor)
+    verb = "Reusing" if report.reused else "Built"
+    reporter.done(
+        f"{verb} package {report.info.path.name} ({report.info.size_bytes:,} bytes zipped)"
+    )
+    return report.info
+
+
+# --------------------------------------------------------------------------- deploy
+@app.command()
+def deploy(
+    env: EnvOpt = None,
+    model: ModelOpt = None,
+    flavor: FlavorOpt = None,
+    plan: Annotated[
+        bool, typer.Option("--plan", help="Show the calls deploy would make; make none.")
+    ] = False,
+    smoke_test: Annotated[
+        bool,
+        typer.Option("--smoke-test/--no-smoke-test",
+                     help="Invoke the new version with known rows before moving `live` (aws)."),
+    ] = True,
+    profile: Annotated[str | None, typer.Option(help="AWS profile (aws envs).")] = None,
+    region: Annotated[str | None, typer.Option(help="AWS region (aws envs).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create or update, idempotently, everything the endpoint needs, and print its URL.
+
+    local envs: start the zip on 127.0.0.1 in the background. aws envs: IAM role, log group,
+    Lambda function + `live` alias, HTTP API — planned from what exists, then applied.
+    """
+    with _handled(as_json):
+        from mlops_cli.targets import target_module
+
+        reporter = Reporter(quiet=as_json)
+        cfg = _cfg(env, {"aws.profile": profile, "aws.region": region})
+        target = target_module(cfg)
+        info = _ensure_package(cfg, model, flavor, reporter)
+        if cfg.settings.target == "aws":
+            result = target.deploy(
+                cfg, STATE.store, info, reporter, plan_only=plan, smoke_test=smoke_test
+            )
+        else:
+            if plan:
+                raise UsageError("--plan applies to aws envs; a local deploy changes nothing "
+                                 "outside this machine")
+            result = target.deploy(cfg, STATE.store, info, reporter)
+        if as_json:
+            print_json(result)
+            return
+        if cfg.settings.target == "aws":
+            render.plan(result.get("plan", []), f"Plan for env {cfg.env}")
+            if plan:
+                return
+            if result.get("up_to_date"):
+                out.print(f"[green]env {cfg.env} is up to date[/green] — no changes made")
+        elif not result.get("changed", True):
+            out.print(f"[green]env {cfg.env} is up to date[/green] — same package already running")
+        url = result.get("invoke_url") or result.get("url")
+        out.print(f"[bold]endpoint[/bold] {url}")
+        out.print(f"try: iris-mlops invoke 5.1 3.5 1.4 0.2 --env {cfg.env}")
+
+
+# --------------------------------------------------------------------------- invoke
+@app.command(context_settings={"ignore_unknown_options": True})
+def invoke(
+    features: Annotated[
+        list[str] | None,
+        typer.Argument(help="Four numbers: sepal length, sepal width, petal length, petal width "
+                       "(cm)."),
+    ] = None,
+    env: EnvOpt = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="CSV of rows (4 numbers each) to send "
+                                  "as one batch.")
+    ] = None,
+    direct: Annotated[
+        bool, typer.Option("--direct", help="aws envs: invoke the Lambda alias with boto3, "
+                           "not over HTTP.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send a prediction request to the deployed endpoint; show class, probabilities, latency.
+
+    Defaults to the env of the most recent deploy.
+    """
+    with _handled(as_json):
+        from mlops_cli import invoke as core
+        from mlops_cli.targets import target_module
+
+        reporter = Reporter(quiet=as_json)
+        if file is not None:
+            if features:
+                raise UsageError("give either four numbers or --file, not both")
+            payload: dict[str, Any] = {"instances": core.read_rows(file)}
+        else:
+            payload = {"features": core.parse_features(features or [])}
+        cfg = _cfg(_deployment_env(env, reporter))
+        target = target_module(cfg)
+        endpoint_override = cfg.settings.aws.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+        if cfg.settings.target == "aws" and (direct or endpoint_override):
+            if not direct:
+                reporter.info("[dim]custom AWS endpoint configured: invoking the function "
+                              "directly (its HTTP API is not reachable)[/dim]")
+            import time
+
+            started = time.perf_counter()
+            body = target.invoke_direct(cfg, STATE.store, payload)
+            elapsed, url, status = (time.perf_counter() - started) * 1000, "lambda:live", 200
+            if isinstance(body, dict) and "error" in body:
+                status = 400
+        else:
+            base = target.endpoint(cfg, STATE.store)
+            if not base:
+                raise IrisError(
+                    f"nothing is deployed for env {cfg.env!r}: run `iris-mlops deploy --env "
+                    f"{cfg.env}` first"
+                )
+            url = base.rstrip("/") + "/predict"
+            status, body, elapsed = core.post_json(url, payload)
+        if as_json:
+            print_json(body)
+        if not isinstance(body, dict) or status >= 400 or "error" in body:
+            err = body.get("error", {}) if isinstance(body, dict) else {}
+            message = err.get("message", str(body)) if isinstance(err, dict) else str(err)
+            raise IrisError(f"the endpoint answered {status}: {message}")
+        if not as_json:
+            render.prediction(body, elapsed, url)
+
+
+# --------------------------------------------------------------------------- teardown
+@app.command()
+def teardown(
+    env: EnvOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Allow tearing down a protected env (prod).")
+    ] = False,
+    plan: Annotated[bool, typer.Option("--plan", help="Show what would be deleted.")] = False,
+    include_bucket: Annotated[
+        bool, typer.Option("--include-bucket", help="aws: also delete the artifact bucket.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete exactly what deploy created for the env — nothing else. Safe to run twice."""
+    with _handled(as_json):
+        from mlops_cli.targets import target_module
+
+        reporter = Reporter(quiet=as_json)
+        cfg = _cfg(env)
+        target = target_module(cfg)
+        if cfg.settings.target == "aws":
+            target.check_teardown_allowed(cfg, force)
+            if not plan and not yes:
+                if not sys.stdin.isatty():
+                    raise UsageError(
+                        f"teardown of aws env {cfg.env!r} deletes cloud resources: pass --yes "
+                        "to confirm (no terminal to ask on)"
+                    )
+                if not typer.confirm(f"Delete every iris-mlops resource of env {cfg.env!r}?"):
+                    raise UsageError("teardown cancelled")
+            result = target.teardown(
+                cfg, STATE.store, reporter, plan_only=plan, include_bucket=include_bucket
+            )
+        else:
+            result = target.teardown(cfg, STATE.store, reporter)
+        if as_json:
+            print_json(result)
+            return
+        if cfg.settings.target == "aws":
+            if plan:
+                render.plan(result.get("plan", []), f"Teardown plan for env {cfg.env}")
+                return
+            render.resources(result.get("deleted", []), f"Deleted from env {cfg.env}")
+            for foreign in result.get("skipped_foreign", []):
+                out.print(f"[yellow]left alone (not ours):[/yellow] {foreign}")
+            if not result.get("deleted"):
+                out.print(f"nothing of env {cfg.env} was left to delete")
+        elif result.get("stopped"):
+            out.print(f"stopped the local endpoint of env {cfg.env} (pid {result.get('pid')})")
+        else:
+            out.print(f"nothing was running for env {cfg.env}")
+
+
+# ------------------------------------------------------------------ status / logs / rollback
+@app.command()
+def status(env: EnvOpt = None, as_json: JsonOpt = False) -> None:
+    """What is deployed for the env: URL, model, package, health and (aws) drift."""
+    with _handled(as_json):
+        from mlops_cli.targets import target_module
+
+        reporter = Reporter(quiet=as_json)
+        cfg = _cfg(_deployment_env(env, reporter))
+        result = target_module(cfg).status(cfg, STATE.store)
+        if as_json:
+            print_json(result)
+            return
+        render.key_values(f"Status of env {cfg.env}", result)
+        if isinstance(result.get("resources"), list):
+            render.resources(result["resources"], "Resources")
+        for drift in result.get("drift", []) or []:
+            out.print(f"[yellow]drift:[/yellow] {drift}")
+
+
+@app.command()
+def logs(
+    env: EnvOpt = None,
+    since: Annotated[str, typer.Option(help="How far back: 30s, 10m, 2h, 1d.")] = "10m",
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the function's log lines (aws: its CloudWatch log group; local: the server log)."""
+    with _handled(as_json):
+        import json as _json
+
+        from mlops_cli.targets import target_module
+
+        reporter = Reporter(quiet=as_json)
+        cfg = _cfg(_deployment_env(env, reporter))
+
+        def sink(event: dict[str, Any]) -> None:
+            if as_json:
+                sys.stdout.write(_json.dumps(event) + "\n")
+                sys.stdout.flush()
+            else:
+                out.print(f"[dim]{event.get('time', '')}[/dim] {event.get('message', '')}",
+                          markup=False)
+
+        target = target_module(cfg)
+        if not hasattr(target, "logs"):
+            raise UsageError(f"the {cfg.settings.target} target has no logs command")
+        target.logs(cfg, STATE.store, since, follow, sink)
+
+
+@app.command()
+def rollback(
+    env: EnvOpt = None,
+    to: Annotated[str | None, typer.Option("--to", help="Version to move `live` to "
+                                           "(default: the previous one).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move the `live` alias back to the previous (or a given) published version (aws envs)."""
+    with _handled(as_json):
+        from mlops_cli.targets import target_module
+
+        reporter = Reporter(quiet=as_json)
+        cfg = _cfg(_deployment_env(env, reporter))
+        if cfg.settings.target != "aws":
+            raise UsageError(
+                f"env {cfg.env!r} is a local env: redeploy another model with "
+                "`iris-mlops deploy --model ID` instead of rollback"
+            )
+        result = target_module(cfg).rollback(cfg, STATE.store, reporter, to)
+        if as_json:
+            print_json(result)
+        else:
+            out.print(f"live moved from version {result.get('from')} to {result.get('to')}")
+
+
+# --------------------------------------------------------------------------- serve / up
+@app.command()
+def serve(
+    env: EnvOpt = None,
+    port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (0 = any free).")] = None,
+    model: ModelOpt = None,
+    flavor: FlavorOpt = None,
+) -> None:
+    """Run the local endpoint in the foreground with a request log, like `sam local start-api`.
+
+    Stops cleanly on Ctrl-C.
+    """
+    with _handled(False):
+        from mlops_cli.targets import local
+
+        reporter = Reporter()
+        cfg = _cfg(env)
+        info = _ensure_package(cfg, model, flavor, reporter)
+        local.serve(cfg, STATE.store, info, reporter, port)
+
+
+@app.command()
+def up(env: EnvOpt = None, as_json: JsonOpt = False) -> None:
+    """The one-command path: train (if no model yet), evaluate, package, deploy, invoke once."""
+    with _handled(as_json):
+        from mlops_cli import invoke as core
+        from mlops_cli.targets import target_module
+        from mlops_cli.training.evaluate import evaluate as run_evaluate
+        from mlops_cli.training.train import train as run_train
+
+        reporter = Reporter(quiet=as_json)
+        cfg = _cfg(env)
+        store = STATE.store
+        summary: dict[str, Any] = {"env": cfg.env}
+        if store.latest_model_id() is None:
+            summary["train"] = run_train(cfg, store, reporter)
+        report = run_evaluate(cfg, store, reporter)
+        summary["evaluate"] = {k: report[k] for k in ("model_id", "accuracy", "f1_macro", "passed")}
+        if not report["passed"]:
+            raise IrisError(f"model {report['model_id']} fails the quality gate: "
+                            + "; ".join(report["failures"]))
+        info = _ensure_package(cfg, None, None, reporter)
+        summary["package"] = info.to_dict()
+        target = target_module(cfg)
+        if cfg.settings.target == "aws":
+            result = target.deploy(cfg, store, info, reporter)
+        else:
+            result = target.deploy(cfg, store, info, reporter)
+        summary["deploy"] = result
+        url = result.get("url")
+        example = [5.1, 3.5, 1.4, 0.2]
+        if cfg.settings.target == "aws" and (cfg.settings.aws.endpoint_url
+                                             or os.environ.get("AWS_ENDPOINT_URL")):
+            body, elapsed = target.invoke_direct(cfg, store, {"features": example}), 0.0
+        else:
+            _, body, elapsed = core.post_json(str(url).rstrip("/") + "/predict",
+                                              {"features": example})
+        summary["invoke"] = body
+        if as_json:
+            print_json(summary)
+        else:
+            out.print(f"[bold]endpoint[/bold] {result.get('invoke_url') or url}")
+            render.prediction(body, elapsed, str(url))
+
+
+# --------------------------------------------------------------------------- config
+@config_app.command("show")
+def config_show(env: EnvOpt = None, as_json: JsonOpt = False) -> None:
+    """Print the env's resolved config (file values over defaults)."""
+    with _handled(as_json):
+        import yaml
+
+        cfg = _cfg(env)
+        data = cfg.to_dict()
+        if as_json:
+            print_json(data)
+            return
+        source = str(cfg.path) if cfg.path else "built-in defaults (no file)"
+        out.print(f"[bold]env[/bold] {cfg.env}  [dim]from {source}[/dim]")
+        out.print(yaml.safe_dump(data, sort_keys=False), markup=False, highlight=False)
+
+
+@config_app.command("list")
+def config_list(as_json: JsonOpt = False) -> None:
+    """List the envs found in the configs folder."""
+    with _handled(as_json):
+        from mlops_cli.config import available_envs, config_dir
+
+        envs = available_envs(config_dir(STATE.config_dir))
+        if DEFAULT_ENV not in envs:
+            envs.append(DEFAULT_ENV)
+        if as_json:
+            print_json({"envs": envs})
+        else:
+            for name in envs:
+                out.print(name)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

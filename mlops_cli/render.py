@@ -1,0 +1,172 @@
+"""Human-readable Rich views of the dicts that core functions return (`--json` prints the dicts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from mlops_cli.console import out
+from mlops_cli.packaging.result import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
+
+
+def _mb(n: int | float) -> str:
+    return f"{n / 1e6:,.2f} MB" if n >= 100_000 else f"{n / 1e3:,.1f} KB"
+
+
+def train_result(result: dict[str, Any]) -> None:
+    table = Table.grid(padding=(0, 2))
+    for key in ("model_id", "kind", "seed", "sha256", "path"):
+        table.add_row(f"[bold]{key}[/bold]", escape(str(result[key])))
+    split = f"{result['train_rows']} train / {result['test_rows']} test"
+    table.add_row("[bold]split[/bold]", split)
+    out.print(Panel(table, title="Trained", expand=False))
+
+
+def evaluation(report: dict[str, Any]) -> None:
+    names = report["class_names"]
+    summary = Table(title=f"Evaluation of {report['model_id']}", show_header=True)
+    summary.add_column("class")
+    for col in ("precision", "recall", "f1", "support"):
+        summary.add_column(col, justify="right")
+    for name in names:
+        row = report["per_class"][name]
+        summary.add_row(
+            name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}",
+            str(row["support"]),
+        )
+    out.print(summary)
+
+    matrix = report["confusion_matrix"]
+    peak = max(max(r) for r in matrix) or 1
+    heat = Table(title="Confusion matrix (rows: true, columns: predicted)")
+    heat.add_column("true \\ pred")
+    for name in names:
+        heat.add_column(name, justify="center")
+    for i, name in enumerate(names):
+        cells = []
+        for j, count in enumerate(matrix[i]):
+            shade = int(40 + 180 * count / peak)
+            colour = f"rgb(0,{shade},0)" if i == j else f"rgb({shade},0,0)"
+            style = f"bold white on {colour}" if count else "dim"
+            cells.append(Text(f" {count} ", style=style))
+        heat.add_row(name, *cells)
+    out.print(heat)
+
+    cv = report["cv"]
+    gate = report["gate"]
+    verdict = "[green]PASSED[/green]" if report["passed"] else "[red]FAILED[/red]"
+    out.print(
+        f"accuracy [bold]{report['accuracy']:.4f}[/bold]  macro F1 [bold]"
+        f"{report['f1_macro']:.4f}[/bold]  CV accuracy {cv['mean_accuracy']:.4f} ± "
+        f"{cv['std_accuracy']:.4f} ({cv['folds']} folds)"
+    )
+    out.print(
+        f"quality gate of env {gate['env']!r} (accuracy ≥ {gate['min_accuracy']}, "
+        f"F1 ≥ {gate['min_f1']}): {verdict}"
+    )
+    for failure in report["failures"]:
+        out.print(f"  [red]✗[/red] {escape(failure)}")
+
+
+def package_report(report: dict[str, Any]) -> None:
+    size, unzipped = report["size_bytes"], report["unzipped_bytes"]
+    title = "Package (reused, inputs unchanged)" if report.get("reused") else "Package"
+    table = Table.grid(padding=(0, 2))
+    table.add_row("[bold]path[/bold]", escape(report["path"]))
+    table.add_row("[bold]sha256[/bold]", report["sha256"])
+    table.add_row("[bold]flavor[/bold]", f"{report['flavor']} ({report['runtime']}, "
+                  f"{report['architecture']})")
+    table.add_row("[bold]handler[/bold]", report["handler"])
+    if report.get("parity"):
+        p = report["parity"]
+        table.add_row("[bold]parity[/bold]", f"max |Δp| {p['max_abs_diff']:.2e} over "
+                      f"{p['rows_checked']} rows, {p['argmax_mismatches']} class mismatches")
+    pyc = f"{report['pyc_compiled']} files" if report.get("pyc_python") else "none"
+    table.add_row("[bold].pyc[/bold]", pyc)
+    out.print(Panel(table, title=title, expand=False))
+
+    limits = Table(title="Size against Lambda's limits")
+    limits.add_column("measure")
+    limits.add_column("size", justify="right")
+    limits.add_column("limit", justify="right")
+    limits.add_column("used", justify="right")
+    limits.add_row("zipped (direct upload)", _mb(size), _mb(DIRECT_UPLOAD_LIMIT),
+                   f"{100 * size / DIRECT_UPLOAD_LIMIT:.2f}%")
+    limits.add_row("unzipped", _mb(unzipped), f"{UNZIPPED_LIMIT:,} B",
+                   f"{100 * unzipped / UNZIPPED_LIMIT:.2f}%")
+    out.print(limits)
+    top = list(report.get("top_level", {}).items())[:8]
+    if top:
+        entries = Table(title="Largest top-level entries (unzipped)")
+        entries.add_column("entry")
+        entries.add_column("size", justify="right")
+        for name, nbytes in top:
+            entries.add_row(escape(name), _mb(nbytes))
+        out.print(entries)
+    if size > DIRECT_UPLOAD_LIMIT:
+        out.print("[yellow]note:[/yellow] over 50 MB zipped: deploy uploads it through S3.")
+    for note in report.get("notes", []):
+        out.print(f"[yellow]note:[/yellow] {escape(note)}")
+
+
+def prediction(body: dict[str, Any], round_trip_ms: float, url: str) -> None:
+    rows = body.get("predictions", [body])
+    names = ["setosa", "versicolor", "virginica"]
+    for index, row in enumerate(rows):
+        probs = row.get("probabilities", [])
+        label = row.get("class_name", str(row.get("prediction")))
+        prefix = f"[{index}] " if len(rows) > 1 else ""
+        cls = row.get("prediction")
+        out.print(f"{prefix}[bold green]{escape(label)}[/bold green] (class {cls})")
+        for i, p in enumerate(probs):
+            name = names[i] if i < len(names) else str(i)
+            bar = "█" * round(p * 30)
+            out.print(f"   {name:<11} {bar:<30} {p:6.1%}")
+    server = body.get("latency_ms")
+    server_txt = f", handler {server:.2f} ms" if isinstance(server, (int, float)) else ""
+    out.print(
+        f"[dim]{escape(url)} · round trip {round_trip_ms:.1f} ms{server_txt} · model "
+        f"{escape(str(body.get('model_id')))}[/dim]"
+    )
+
+
+def key_values(title: str, data: dict[str, Any]) -> None:
+    table = Table.grid(padding=(0, 2))
+    for key, value in data.items():
+        if isinstance(value, (dict, list)):
+            continue
+        table.add_row(f"[bold]{escape(str(key))}[/bold]", escape(str(value)))
+    out.print(Panel(table, title=title, expand=False))
+
+
+def plan(calls: list[dict[str, Any]], title: str) -> None:
+    if not calls:
+        out.print(f"{title}: [green]nothing to do[/green]")
+        return
+    table = Table(title=title)
+    table.add_column("#", justify="right")
+    table.add_column("action")
+    table.add_column("resource")
+    table.add_column("why")
+    for i, call in enumerate(calls, start=1):
+        table.add_row(
+            str(i), escape(str(call.get("action", ""))), escape(str(call.get("resource", ""))),
+            escape(str(call.get("reason", ""))),
+        )
+    out.print(table)
+
+
+def resources(rows: list[dict[str, Any]], title: str) -> None:
+    if not rows:
+        return
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(escape(str(row.get(c, ""))) for c in columns))
+    out.print(table)
