@@ -1,0 +1,137 @@
+"""`deploy`: desired state → plan (read-only) → apply (mutating), then cache the outputs locally."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from mlops_cli.artifacts import ArtifactStore
+from mlops_cli.config import EnvConfig
+from mlops_cli.console import Reporter
+from mlops_cli.errors import IrisError
+from mlops_cli.packaging.result import PackageInfo
+from mlops_cli.targets.aws import smoke
+from mlops_cli.targets.aws.desired import ALIAS, DesiredState, build_desired
+from mlops_cli.targets.aws.executor import Executor
+from mlops_cli.targets.aws.planner import plan_deploy
+from mlops_cli.targets.aws.session import AwsContext, aws_errors, connect
+
+ContextFactory = Callable[[EnvConfig], AwsContext]
+
+
+def deploy(
+    cfg: EnvConfig,
+    store: ArtifactStore,
+    package: PackageInfo,
+    reporter: Reporter,
+    *,
+    plan_only: bool = False,
+    smoke_test: bool = True,
+    ctx: AwsContext | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    invoker: Callable[[AwsContext, str, str, dict[str, Any]], Any] | None = None,
+) -> dict[str, Any]:
+    """Converge env `cfg.env` on AWS to the config + package. `ctx`, `sleep` and `invoker` are
+    seams for tests (moto does not run Lambda code, so the smoke test invoke is injectable)."""
+    ctx = ctx or connect(cfg)
+    if not package.path.is_file():
+        raise IrisError(
+            f"package {package.path} is missing: run `iris-mlops package --env {cfg.env}`"
+        )
+    desired = build_desired(cfg, ctx.region, ctx.account_id, package)
+    with reporter.step(f"reading AWS state of env {cfg.env} ({ctx.region})"):
+        plan = plan_deploy(ctx, desired, smoke_test=smoke_test)
+    for note in plan.notes:
+        reporter.warn(note)
+    result: dict[str, Any] = {
+        "env": cfg.env,
+        "target": "aws",
+        "region": ctx.region,
+        "plan": [c.to_dict() for c in plan.calls],
+        "applied": False,
+        "up_to_date": not plan.calls,
+        "function_name": desired.function_name,
+        "alias": ALIAS,
+        "model_id": package.model_id,
+        "package_sha256": package.sha256,
+        "version": plan.live_version,
+    }
+    api_id = plan.variables.get("api_id")
+    if plan_only:
+        result.update(_urls(desired, api_id))
+        return result
+    variables = dict(plan.variables)
+    if plan.calls:
+        check = None
+        if smoke_test:
+            expected = smoke.local_predictions(store, package.model_id, smoke.SMOKE_ROWS)
+            call = invoker or invoke_version
+
+            def check(version: str) -> None:
+                smoke.check(
+                    lambda event: call(ctx, desired.function_name, version, event),
+                    expected,
+                    smoke.SMOKE_ROWS,
+                    version,
+                )
+
+        executor = Executor(ctx, reporter, sleep=sleep, smoke_check=check, stage_tags=desired.tags)
+        executor.run(plan.calls, variables)
+        result["applied"] = True
+    else:
+        reporter.done(f"env {cfg.env} is up to date: no changes")
+    api_id = variables.get("api_id")
+    result["version"] = variables.get("version")
+    result.update(_urls(desired, api_id))
+    store.write_record(
+        cfg.env,
+        {
+            "env": cfg.env,
+            "target": "aws",
+            "region": ctx.region,
+            "function_name": desired.function_name,
+            "alias": ALIAS,
+            "api_id": api_id,
+            "url": result["url"],
+            "invoke_url": result["invoke_url"],
+            "version": result["version"],
+            "model_id": package.model_id,
+            "package_sha256": package.sha256,
+            "deployed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+    )
+    return result
+
+
+def _urls(desired: DesiredState, api_id: str | None) -> dict[str, str | None]:
+    if not api_id:
+        return {"url": None, "invoke_url": None}
+    url = desired.url(api_id)
+    return {"url": url, "invoke_url": url + "/predict"}
+
+
+def invoke_version(
+    ctx: AwsContext, function_name: str, qualifier: str, event: dict[str, Any]
+) -> Any:
+    """Invoke one version/alias synchronously; a function error becomes an IrisError."""
+    with aws_errors(f"invoke {function_name}:{qualifier}", ctx):
+        response = ctx.client("lambda").invoke(
+            FunctionName=function_name,
+            Qualifier=qualifier,
+            InvocationType="RequestResponse",
+            Payload=json.dumps(event).encode("utf-8"),
+        )
+    raw = response["Payload"].read()
+    try:
+        payload = json.loads(raw or b"null")
+    except ValueError:
+        payload = raw.decode("utf-8", "replace")
+    if response.get("FunctionError"):
+        detail = payload.get("errorMessage") if isinstance(payload, dict) else payload
+        raise IrisError(
+            f"{function_name}:{qualifier} failed ({response['FunctionError']}): {detail}; "
+            f"see `iris-mlops logs --env ...`"
+        )
+    return payload

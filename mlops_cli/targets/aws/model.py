@@ -1,0 +1,74 @@
+"""Plan data: one `PlannedCall` per mutating AWS API call, with placeholders for values that only
+exist once an earlier call has run (an API id, a published version), as Chalice's deploy models
+do with `Variable`.
+
+Keeping calls as data is what lets `deploy --plan` print exactly what `deploy` would do, and lets
+tests assert "no mutating call" without touching AWS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Var:
+    """A value produced by an earlier call (or already known from reading AWS)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Fmt:
+    """A string built from variables, e.g. `Fmt("integrations/{integration_id}")`."""
+
+    template: str
+
+
+@dataclass(frozen=True)
+class FileBytes:
+    """A file's content, read only when the call runs, so plans stay small and printable."""
+
+    path: str
+
+
+@dataclass
+class PlannedCall:
+    service: str  # boto3 client name: "iam", "lambda", "apigatewayv2", ...
+    operation: str  # boto3 method name: "create_role"
+    params: dict[str, Any]
+    resource: str  # "iam role iris-mlops-dev"
+    reason: str  # "missing", "memory 512 -> 1024", ...
+    store: dict[str, str] = field(default_factory=dict)  # variable -> key in the response
+    wait: tuple[str, dict[str, Any]] | None = None  # botocore waiter to run after the call
+    pre_wait: tuple[str, dict[str, Any]] | None = None  # waiter before (function busy)
+    kind: str = "call"  # "call" | "smoke_test" (runs our own check instead of a boto3 call)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"action": self.operation, "resource": self.resource, "reason": self.reason}
+
+
+class MissingVariable(KeyError):
+    pass
+
+
+def resolve(value: Any, variables: dict[str, Any]) -> Any:
+    """Replace placeholders anywhere inside params with their values."""
+    if isinstance(value, Var):
+        if value.name not in variables:
+            raise MissingVariable(value.name)
+        return variables[value.name]
+    if isinstance(value, Fmt):
+        try:
+            return value.template.format(**variables)
+        except KeyError as exc:
+            raise MissingVariable(str(exc)) from None
+    if isinstance(value, FileBytes):
+        return Path(value.path).read_bytes()
+    if isinstance(value, dict):
+        return {k: resolve(v, variables) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [resolve(v, variables) for v in value]
+    return value

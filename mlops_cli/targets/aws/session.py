@@ -1,0 +1,180 @@
+"""The one place that turns an env config into boto3 clients, and AWS failures into user errors.
+
+Everything else in the aws target takes an `AwsContext`, so tests can hand in clients that moto
+(or a Stubber) answers, and the region/account/endpoint are resolved — and explained when
+missing — exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    ReadTimeoutError,
+)
+
+from mlops_cli.config import EnvConfig
+from mlops_cli.errors import IrisError, UsageError
+
+MAX_ATTEMPTS = 8  # botocore "standard" mode: throttling and transient errors back off and retry
+
+# Error codes meaning "it is not there": teardown treats them as done, the planner as "missing".
+NOT_FOUND_CODES = frozenset(
+    {
+        "ResourceNotFoundException",
+        "NoSuchEntity",
+        "NotFoundException",
+        "NotFound",
+        "NoSuchBucket",
+        "404",
+        "NoSuchKey",
+    }
+)
+_AUTH_CODES = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "AuthFailure",
+    }
+)
+
+
+@dataclass
+class AwsContext:
+    """Resolved session facts plus lazily created clients (one per service)."""
+
+    session: Any
+    region: str
+    account_id: str
+    endpoint_url: str | None = None
+    max_attempts: int = MAX_ATTEMPTS
+    _clients: dict[str, Any] = field(default_factory=dict)
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self.session.client(
+                service,
+                region_name=self.region,
+                endpoint_url=self.endpoint_url,
+                config=client_config(self.max_attempts),
+            )
+        return self._clients[service]
+
+
+def client_config(max_attempts: int = MAX_ATTEMPTS) -> Config:
+    return Config(
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=10,
+        read_timeout=120,
+        user_agent_extra="iris-mlops",
+    )
+
+
+def resolve_endpoint(cfg: EnvConfig) -> str | None:
+    return cfg.settings.aws.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def connect(cfg: EnvConfig) -> AwsContext:
+    """Session from the env's region/profile/endpoint; fails with one line when unusable."""
+    aws = cfg.settings.aws
+    endpoint = resolve_endpoint(cfg)
+    try:
+        session = boto3.Session(profile_name=aws.profile, region_name=aws.region)
+    except ProfileNotFound:
+        raise UsageError(
+            f"AWS profile {aws.profile!r} (aws.profile in the {cfg.env} config) is not in "
+            "~/.aws/config or ~/.aws/credentials: create it or change the setting"
+        ) from None
+    region = aws.region or session.region_name
+    if not region:
+        raise UsageError(
+            f"no AWS region for env {cfg.env!r}: set aws.region in its config "
+            "or AWS_REGION / AWS_DEFAULT_REGION"
+        )
+    try:
+        creds = session.get_credentials()
+    except (PartialCredentialsError, BotoCoreError) as exc:
+        raise UsageError(f"AWS credentials are incomplete: {exc}") from None
+    if creds is None:
+        raise UsageError(
+            "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+            "AWS_PROFILE or aws.profile in the env config (`aws configure` creates them)"
+        )
+    ctx = AwsContext(session=session, region=region, account_id="", endpoint_url=endpoint)
+    with aws_errors("look up the AWS account (sts get-caller-identity)", ctx):
+        ctx.account_id = ctx.client("sts").get_caller_identity()["Account"]
+    return ctx
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def is_not_found(exc: BaseException) -> bool:
+    if not isinstance(exc, ClientError):
+        return False
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return error_code(exc) in NOT_FOUND_CODES or (status == 404 and not error_code(exc))
+
+
+@contextlib.contextmanager
+def aws_errors(doing: str, ctx: AwsContext | None = None) -> Iterator[None]:
+    """Turn botocore failures into IrisError/UsageError naming what we were doing and what to do."""
+    where = f" at {ctx.endpoint_url}" if ctx is not None and ctx.endpoint_url else ""
+    try:
+        yield
+    except IrisError:
+        raise
+    except NoCredentialsError:
+        raise UsageError(
+            "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+            "AWS_PROFILE or aws.profile in the env config"
+        ) from None
+    except NoRegionError:
+        raise UsageError("no AWS region: set aws.region in the env config") from None
+    except (EndpointConnectionError, ConnectTimeoutError) as exc:
+        raise IrisError(
+            f"cannot reach AWS{where} to {doing}: {exc}. Check the network, aws.region and "
+            "aws.endpoint_url / AWS_ENDPOINT_URL"
+        ) from None
+    except ReadTimeoutError as exc:
+        raise IrisError(f"AWS{where} did not answer in time to {doing}: {exc}; retry") from None
+    except ClientError as exc:
+        code = error_code(exc)
+        message = exc.response.get("Error", {}).get("Message", "") or str(exc)
+        if code in _AUTH_CODES:
+            raise UsageError(
+                f"AWS rejected the credentials ({code}) while trying to {doing}: {message}. "
+                "Refresh them or pick another profile"
+            ) from None
+        if code.startswith("AccessDenied") or code == "UnauthorizedOperation":
+            raise UsageError(
+                f"not allowed to {doing} ({code}): {message}. Grant the caller that permission"
+            ) from None
+        raise IrisError(f"AWS refused to {doing}: {code}: {message}") from None
+    except NotImplementedError as exc:  # moto in-process: an API it does not emulate
+        raise IrisError(
+            f"the AWS endpoint{where} does not implement what is needed to {doing}: {exc}"
+        ) from None
+    except BotoCoreError as exc:
+        raise IrisError(f"AWS call failed while trying to {doing}: {exc}") from None
