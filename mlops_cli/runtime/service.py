@@ -1,0 +1,180 @@
+"""The request/response logic behind `lambda_handler`, for one loaded model.
+
+Kept apart from `handler.py` (which loads the packaged model at import) so that tests, the local
+emulator and benchmarks can build a `Service` around any model directory.
+
+Contract of `Service.handle(event, context)`:
+- HTTP events (API Gateway REST v1, HTTP API v2, function URLs) get a proxy response
+  `{"statusCode", "headers": {"content-type": "application/json", ...}, "body": "<json>",
+  "isBase64Encoded": false}`; direct invocations get the payload object itself.
+- Success payloads: one row → `prediction`, `class_name`, `probabilities`, `latency_ms`,
+  `model_id`; a batch → `predictions` (list of the first three), `latency_ms`, `model_id`;
+  health → `status`, `model_id`, `flavor`, `versions`, `runtime`.
+- Any client mistake → 4xx with `{"error": {"code", "message"}}`; 500 only for a bug here, with
+  the traceback in the log and never in the response. No response contains NaN/Infinity.
+- One JSON log line per request on stdout, without body or feature values.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from .events import DIRECT, ROUTES, classify, request_id
+from .validation import RequestError, body_limit, decode_body, parse_json, parse_predict
+
+_JSON_HEADERS = {"content-type": "application/json"}
+_encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+_log_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_RUNTIME = "{}.{}.{}".format(*sys.version_info[:3])
+
+
+class Service:
+    def __init__(self, model) -> None:
+        self.model = model
+        self.model_id = model.model_id
+        self._predict = model.predictor.predict_proba
+        self._predict_many = model.predictor.predict_proba_many
+        self._labels = list(zip(model.classes, model.class_names, strict=True))
+        self._n_features = model.n_features
+        self._max_batch = model.max_batch
+        self._body_limit = body_limit(model.max_batch)
+        self._health = {
+            "status": "ok",
+            "model_id": model.model_id,
+            "flavor": model.flavor,
+            "versions": model.versions,
+            "runtime": _RUNTIME,
+        }
+
+    # -- routing -----------------------------------------------------------------------------
+
+    def _direct(self, event: object) -> tuple[str, dict, int]:
+        if type(event) is dict and "action" in event:
+            action = event["action"]
+            if action == "health":
+                return "direct health", self._health, 0
+            if action != "predict":
+                raise RequestError(400, "unknown_action", 'action must be "predict" or "health"')
+            event = {k: v for k, v in event.items() if k != "action"}
+        elif type(event) is not dict:
+            kind = "an array" if type(event) is list else "not an object"
+            raise RequestError(
+                400,
+                "invalid_body",
+                f'event must be a JSON object like {{"features": [...]}}, got {kind}',
+            )
+        return "direct predict", *self._predict_payload(event)
+
+    def _http(self, method: str, path: str, body: object, is_b64: bool) -> tuple[dict, int]:
+        allowed = ROUTES.get(path)
+        if allowed is None:
+            raise RequestError(404, "not_found", "no such route; use POST /predict or GET /health")
+        if method != allowed:
+            raise RequestError(
+                405,
+                "method_not_allowed",
+                f"{path} accepts {allowed} only",
+                headers={"allow": allowed},
+            )
+        if path == "/health":
+            return self._health, 0
+        text = decode_body(body, is_b64, self._body_limit)
+        return self._predict_payload(parse_json(text))
+
+    # -- prediction --------------------------------------------------------------------------
+
+    def _predict_payload(self, payload: object) -> tuple[dict, int]:
+        rows, single = parse_predict(payload, self._n_features, self._max_batch)
+        labels = self._labels
+        if single:
+            probs = self._predict(rows[0])
+            label, name = labels[probs.index(max(probs))]
+            return {
+                "prediction": label,
+                "class_name": name,
+                "probabilities": probs,
+                "model_id": self.model_id,
+            }, 1
+        out = []
+        for probs in self._predict_many(rows):
+            label, name = labels[probs.index(max(probs))]
+            out.append({"prediction": label, "class_name": name, "probabilities": probs})
+        return {"predictions": out, "model_id": self.model_id}, len(rows)
+
+    # -- the handler -------------------------------------------------------------------------
+
+    def handle(self, event: object, context: object = None) -> dict:
+        start = time.perf_counter()
+        source = DIRECT
+        route = "direct"
+        rows = 0
+        error = None
+        headers = _JSON_HEADERS
+        try:
+            source, method, path, body, is_b64 = classify(event)
+            if source == DIRECT:
+                route, payload, rows = self._direct(body)
+            else:
+                route = f"{method} {path[:100]}"
+                payload, rows = self._http(method, path, body, is_b64)
+            status = 200
+            if payload is not self._health:
+                payload["latency_ms"] = round((time.perf_counter() - start) * 1000.0, 3)
+            text = _encode(payload)
+        except RequestError as exc:
+            status = exc.status
+            error = exc.code
+            payload = {"error": {"code": exc.code, "message": exc.message}}
+            if exc.headers:
+                headers = {**_JSON_HEADERS, **exc.headers}
+            text = _encode(payload)
+        except Exception:  # our own bug: say so in the log, not in the response
+            status = 500
+            error = "internal_error"
+            rid = request_id(event, context)
+            payload = {
+                "error": {
+                    "code": "internal_error",
+                    "message": f"internal error (request id {rid}); see the function log",
+                }
+            }
+            text = _encode(payload)
+            import traceback
+
+            self._log(
+                event, context, source, route, status, start, rows, error, traceback.format_exc()
+            )
+            return self._respond(source, status, headers, payload, text)
+        self._log(event, context, source, route, status, start, rows, error, None)
+        return self._respond(source, status, headers, payload, text)
+
+    @staticmethod
+    def _respond(source: str, status: int, headers: dict, payload: dict, text: str) -> dict:
+        if source == DIRECT:
+            return payload
+        return {"statusCode": status, "headers": headers, "body": text, "isBase64Encoded": False}
+
+    def _log(self, event, context, source, route, status, start, rows, error, trace) -> None:
+        record = {
+            "level": "ERROR" if status >= 500 else ("WARN" if status >= 400 else "INFO"),
+            "msg": "request",
+            "request_id": request_id(event, context),
+            "source": source,
+            "route": route,
+            "status": status,
+            "latency_ms": round((time.perf_counter() - start) * 1000.0, 3),
+            "model_id": self.model_id,
+            "rows": rows,
+            "error": error,
+        }
+        if trace is not None:
+            record["msg"] = "internal error (a bug in iris_runtime)"
+            record["traceback"] = trace
+        try:
+            out = sys.stdout
+            out.write(_log_encode(record) + "\n")
+            out.flush()
+        except (OSError, ValueError):  # a closed or broken stdout must not fail the request
+            pass
