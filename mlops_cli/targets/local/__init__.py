@@ -1,0 +1,6 @@
+"""The `local` target: the very Lambda zip, unpacked and served on 127.0.0.1 by warm workers
+running the runtime's interpreter in isolated mode (see DESIGN.md §3)."""
+
+from mlops_cli.targets.local.deploy import deploy, endpoint, serve, status, teardown
+
+__all__ = ["deploy", "endpoint", "serve", "status", "teardown"]
