@@ -44,7 +44,10 @@ def port_of(url: str) -> int:
 
 
 def call(
-    url: str, method: str = "GET", path: str = "/health", body: bytes | None = None,
+    url: str,
+    method: str = "GET",
+    path: str = "/health",
+    body: bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port_of(url), timeout=10)
@@ -132,7 +135,10 @@ def test_health_and_predict_answer_through_the_handler(served):
     status, _, body = call(served["url"], "GET", "/health")
     assert status == 200 and json.loads(body)["status"] == "ok"
     status, headers, body = call(
-        served["url"], "POST", "/predict", json.dumps({"features": [5.1, 3.5, 1.4, 0.2]}).encode(),
+        served["url"],
+        "POST",
+        "/predict",
+        json.dumps({"features": [5.1, 3.5, 1.4, 0.2]}).encode(),
         {"Content-Type": "application/json"},
     )
     assert status == 200
@@ -149,7 +155,10 @@ def test_handler_json_errors_pass_through_unchanged(served):
 
 def test_handler_receives_an_api_gateway_2_0_event(served):
     status, _, body = call(
-        served["url"], "POST", "/echo?a=1&a=2", b"\xff\x00binary",
+        served["url"],
+        "POST",
+        "/echo?a=1&a=2",
+        b"\xff\x00binary",
         {"X-Custom": "v", "Cookie": "c=1"},
     )
     assert status == 200
@@ -252,6 +261,20 @@ def test_post_without_a_length_is_411_and_a_chunked_body_is_read(served):
         b"Connection: close\r\n\r\n" + chunked,
     )
     assert reply.startswith(b"HTTP/1.1 200 ") and b"setosa" in reply
+
+
+def test_a_slow_client_does_not_block_others(served):
+    with socket.create_connection(("127.0.0.1", port_of(served["url"])), timeout=10) as slow:
+        slow.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        for _ in range(4):  # the slow client holds a connection, never a worker
+            assert call(served["url"], "GET", "/health")[0] == 200
+
+
+def test_a_large_body_under_the_limit_reaches_the_handler_intact(served):
+    body = b"x" * (2 * 1024 * 1024)
+    status, _, data = call(served["url"], "POST", "/echo", body)
+    assert status == 200
+    assert json.loads(data)["body"] == body.decode()
 
 
 def test_keep_alive_serves_many_requests_on_one_connection(served):
@@ -380,8 +403,16 @@ def test_a_stale_record_is_replaced_by_a_fresh_server(sandbox):
     package = build_zip(tmp / "zips")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    store.write_record("stale", {"target": "local", "pid": dead.pid, "url": "http://127.0.0.1:1",
-                                 "package_sha256": package.sha256, "root": "/nowhere"})
+    store.write_record(
+        "stale",
+        {
+            "target": "local",
+            "pid": dead.pid,
+            "url": "http://127.0.0.1:1",
+            "package_sha256": package.sha256,
+            "root": "/nowhere",
+        },
+    )
     assert local.status(cfg, store)["up"] is False
     assert local.endpoint(cfg, store) is None
     result = local.deploy(cfg, store, package, NullReporter())
@@ -443,7 +474,10 @@ def test_serve_runs_in_the_foreground_logs_requests_and_stops_cleanly(sandbox, s
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), "IRIS_MLOPS_CACHE": str(tmp / "cache")}
     proc = subprocess.Popen(
-        [sys.executable, "-c", script], env=env, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-c", script],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,
     )
     try:
