@@ -92,7 +92,7 @@ def resolve_endpoint(cfg: EnvConfig) -> str | None:
     return cfg.settings.aws.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
-def connect(cfg: EnvConfig) -> AwsContext:
+def connect(cfg: EnvConfig, max_attempts: int = MAX_ATTEMPTS) -> AwsContext:
     """Session from the env's region/profile/endpoint; fails with one line when unusable."""
     aws = cfg.settings.aws
     endpoint = resolve_endpoint(cfg)
@@ -118,7 +118,13 @@ def connect(cfg: EnvConfig) -> AwsContext:
             "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
             "AWS_PROFILE or aws.profile in the env config (`aws configure` creates them)"
         )
-    ctx = AwsContext(session=session, region=region, account_id="", endpoint_url=endpoint)
+    ctx = AwsContext(
+        session=session,
+        region=region,
+        account_id="",
+        endpoint_url=endpoint,
+        max_attempts=max_attempts,
+    )
     with aws_errors("look up the AWS account (sts get-caller-identity)", ctx):
         ctx.account_id = ctx.client("sts").get_caller_identity()["Account"]
     return ctx

@@ -92,6 +92,7 @@ def check(
 
 
 def _same(a: Any, b: Any) -> bool:
+    a, b = (v.item() if hasattr(v, "item") else v for v in (a, b))  # numpy scalars
     if isinstance(a, bool) or isinstance(b, bool):
         return a == b
     if isinstance(a, int | float) and isinstance(b, int | float):
