@@ -217,7 +217,7 @@ def _stage(
     estimator = stored.load_estimator()
     if flavor == "portable":
         from mlops_cli.packaging.parity import check_parity
-        from mlops_cli.packaging.portable_export import export_portable
+        from mlops_cli.packaging.portable_export import dumps_portable, export_portable
 
         with reporter.step("Exporting the model to the portable format"):
             doc = export_portable(estimator)
@@ -236,7 +236,7 @@ def _stage(
                 f"{parity.argmax_mismatches} of {parity.rows_checked} rows predict another "
                 "class; package with `--flavor sklearn` instead"
             )
-        model_bytes = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+        model_bytes = dumps_portable(doc)
         model_file = "model.json"
     else:
         from mlops_cli.packaging.sklearn_deps import stage_sklearn_dependencies
