@@ -503,3 +503,15 @@ def test_serve_runs_in_the_foreground_logs_requests_and_stops_cleanly(sandbox, s
     assert "Traceback" not in rest
     assert workers and all(not is_alive(pid) for pid in workers)
     assert port_closed(port_of(url))
+
+
+def test_a_fixed_port_already_in_use_is_a_clear_error(sandbox):
+    store, tmp = sandbox
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = make_cfg("busy", local={"port": port})
+        with pytest.raises(IrisError, match=rf"127\.0\.0\.1:{port}.*local\.port"):
+            local.deploy(cfg, store, build_zip(tmp / "zips"), NullReporter())
+    assert store.read_record("busy") is None

@@ -211,7 +211,8 @@ def start_detached(spec: ServerSpec, log: Path) -> tuple[int, dict[str, Any]]:
             f"Every invocation would fail this way; fix the package and deploy again "
             f"(worker log: {log})"
         )
-    raise IrisError(f"the local server could not start: {error} (log: {log})")
+    hint = " (set local.port to a free port, or 0 for any)" if "cannot listen" in error else ""
+    raise IrisError(f"the local server could not start: {error}{hint} (log: {log})")
 
 
 def _result(record: dict[str, Any], changed: bool) -> dict[str, Any]:
