@@ -249,16 +249,17 @@ def deploy(
         reporter = Reporter(quiet=as_json)
         cfg = _cfg(env, {"aws.profile": profile, "aws.region": region})
         target = target_module(cfg)
+        if plan and cfg.settings.target != "aws":
+            raise UsageError("--plan applies to aws envs; a local deploy changes nothing "
+                             "outside this machine")
         info = _ensure_package(cfg, model, flavor, reporter)
-        if cfg.settings.target == "aws":
-            result = target.deploy(
-                cfg, STATE.store, info, reporter, plan_only=plan, smoke_test=smoke_test
-            )
-        else:
-            if plan:
-                raise UsageError("--plan applies to aws envs; a local deploy changes nothing "
-                                 "outside this machine")
-            result = target.deploy(cfg, STATE.store, info, reporter)
+        with STATE.store.lock(cfg.env):
+            if cfg.settings.target == "aws":
+                result = target.deploy(
+                    cfg, STATE.store, info, reporter, plan_only=plan, smoke_test=smoke_test
+                )
+            else:
+                result = target.deploy(cfg, STATE.store, info, reporter)
         if as_json:
             print_json(result)
             return
@@ -373,11 +374,13 @@ def teardown(
                     )
                 if not typer.confirm(f"Delete every iris-mlops resource of env {cfg.env!r}?"):
                     raise UsageError("teardown cancelled")
-            result = target.teardown(
-                cfg, STATE.store, reporter, plan_only=plan, include_bucket=include_bucket
-            )
+            with STATE.store.lock(cfg.env):
+                result = target.teardown(
+                    cfg, STATE.store, reporter, plan_only=plan, include_bucket=include_bucket
+                )
         else:
-            result = target.teardown(cfg, STATE.store, reporter)
+            with STATE.store.lock(cfg.env):
+                result = target.teardown(cfg, STATE.store, reporter)
         if as_json:
             print_json(result)
             return
@@ -516,16 +519,14 @@ def up(env: EnvOpt = None, as_json: JsonOpt = False) -> None:
                             + "; ".join(report["failures"]))
         info = _ensure_package(cfg, None, None, reporter)
         summary["package"] = info.to_dict()
-        target = target_module(cfg)
-        if cfg.settings.target == "aws":
-            result = target.deploy(cfg, store, info, reporter)
-        else:
-            result = target.deploy(cfg, store, info, reporter)
+        with store.lock(cfg.env):
+            result = target_module(cfg).deploy(cfg, store, info, reporter)
         summary["deploy"] = result
         url = result.get("url")
         example = [5.1, 3.5, 1.4, 0.2]
         if cfg.settings.target == "aws" and (cfg.settings.aws.endpoint_url
                                              or os.environ.get("AWS_ENDPOINT_URL")):
+            target = target_module(cfg)
             body, elapsed = target.invoke_direct(cfg, store, {"features": example}), 0.0
         else:
             _, body, elapsed = core.post_json(str(url).rstrip("/") + "/predict",

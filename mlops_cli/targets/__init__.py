@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import TYPE_CHECKING
 
-from mlops_cli.config import EnvConfig
+if TYPE_CHECKING:  # the local server imports this package; keep pydantic out of its start-up
+    from mlops_cli.config import EnvConfig
 
 
 def target_module(cfg: EnvConfig) -> ModuleType:
