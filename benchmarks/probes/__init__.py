@@ -1,0 +1,1 @@
+"""Stdlib-only scripts the benchmarks run as separate processes (`python -I -S <file>`)."""
