@@ -431,6 +431,7 @@ def logs(
     """Show the function's log lines (aws: its CloudWatch log group; local: the server log)."""
     with _handled(as_json):
         import json as _json
+        from datetime import UTC, datetime
 
         from mlops_cli.targets import target_module
 
@@ -442,8 +443,12 @@ def logs(
                 sys.stdout.write(_json.dumps(event) + "\n")
                 sys.stdout.flush()
             else:
-                out.print(f"[dim]{event.get('time', '')}[/dim] {event.get('message', '')}",
-                          markup=False)
+                stamp = event.get("timestamp")
+                when = (
+                    datetime.fromtimestamp(stamp / 1000, UTC).strftime("%H:%M:%S")
+                    if isinstance(stamp, (int, float)) else ""
+                )
+                out.print(f"{when} {event.get('message', '')}", markup=False, highlight=False)
 
         target = target_module(cfg)
         if not hasattr(target, "logs"):

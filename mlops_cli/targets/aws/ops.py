@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from mlops_cli.artifacts import ArtifactStore
 from mlops_cli.config import EnvConfig
 from mlops_cli.console import Reporter
+from mlops_cli.durations import parse_since
 from mlops_cli.errors import IrisError, UsageError
 from mlops_cli.targets.aws.deploy import invoke_version
 from mlops_cli.targets.aws.desired import ALIAS, build_desired, is_ours, model_id_from_description
@@ -147,18 +147,6 @@ def _require_ours(ctx: AwsContext, cfg: EnvConfig) -> None:
 
 
 # logs ------------------------------------------------------------------------------------------
-_SINCE = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
-
-
-def parse_since(since: str) -> float:
-    """'10m' → 600 seconds; a bare number is minutes."""
-    m = _SINCE.match(since or "")
-    if not m:
-        raise UsageError(f"--since {since!r} is not a duration: use e.g. 30s, 10m, 2h or 1d")
-    factor = {"s": 1, "m": 60, "h": 3600, "d": 86400, "": 60}[m.group(2)]
-    return float(int(m.group(1)) * factor)
-
-
 def logs(
     cfg: EnvConfig,
     store: ArtifactStore,
