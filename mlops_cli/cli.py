@@ -59,6 +59,18 @@ FlavorOpt = Annotated[
 ]
 
 
+ProfileOpt = Annotated[
+    str | None, typer.Option("--profile", help="AWS profile (aws envs; overrides aws.profile).")
+]
+RegionOpt = Annotated[
+    str | None, typer.Option("--region", help="AWS region (aws envs; overrides aws.region).")
+]
+
+
+def _aws(profile: str | None, region: str | None) -> dict[str, Any]:
+    return {"aws.profile": profile, "aws.region": region}
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"iris-mlops {__version__}")
@@ -234,8 +246,8 @@ def deploy(
         typer.Option("--smoke-test/--no-smoke-test",
                      help="Invoke the new version with known rows before moving `live` (aws)."),
     ] = True,
-    profile: Annotated[str | None, typer.Option(help="AWS profile (aws envs).")] = None,
-    region: Annotated[str | None, typer.Option(help="AWS region (aws envs).")] = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create or update, idempotently, everything the endpoint needs, and print its URL.
@@ -247,7 +259,7 @@ def deploy(
         from mlops_cli.targets import target_module
 
         reporter = Reporter(quiet=as_json)
-        cfg = _cfg(env, {"aws.profile": profile, "aws.region": region})
+        cfg = _cfg(env, _aws(profile, region))
         target = target_module(cfg)
         if plan and cfg.settings.target != "aws":
             raise UsageError("--plan applies to aws envs; a local deploy changes nothing "
@@ -293,6 +305,8 @@ def invoke(
         bool, typer.Option("--direct", help="aws envs: invoke the Lambda alias with boto3, "
                            "not over HTTP.")
     ] = False,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Send a prediction request to the deployed endpoint; show class, probabilities, latency.
@@ -310,7 +324,7 @@ def invoke(
             payload: dict[str, Any] = {"instances": core.read_rows(file)}
         else:
             payload = {"features": core.parse_features(features or [])}
-        cfg = _cfg(_deployment_env(env, reporter))
+        cfg = _cfg(_deployment_env(env, reporter), _aws(profile, region))
         target = target_module(cfg)
         endpoint_override = cfg.settings.aws.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
         if cfg.settings.target == "aws" and (direct or endpoint_override):
@@ -355,6 +369,8 @@ def teardown(
     include_bucket: Annotated[
         bool, typer.Option("--include-bucket", help="aws: also delete the artifact bucket.")
     ] = False,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Delete exactly what deploy created for the env — nothing else. Safe to run twice."""
@@ -362,7 +378,7 @@ def teardown(
         from mlops_cli.targets import target_module
 
         reporter = Reporter(quiet=as_json)
-        cfg = _cfg(env)
+        cfg = _cfg(env, _aws(profile, region))
         target = target_module(cfg)
         if cfg.settings.target == "aws":
             target.check_teardown_allowed(cfg, force)
@@ -401,13 +417,16 @@ def teardown(
 
 # ------------------------------------------------------------------ status / logs / rollback
 @app.command()
-def status(env: EnvOpt = None, as_json: JsonOpt = False) -> None:
+def status(
+    env: EnvOpt = None, profile: ProfileOpt = None, region: RegionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """What is deployed for the env: URL, model, package, health and (aws) drift."""
     with _handled(as_json):
         from mlops_cli.targets import target_module
 
         reporter = Reporter(quiet=as_json)
-        cfg = _cfg(_deployment_env(env, reporter))
+        cfg = _cfg(_deployment_env(env, reporter), _aws(profile, region))
         result = target_module(cfg).status(cfg, STATE.store)
         if as_json:
             print_json(result)
@@ -426,6 +445,8 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the function's log lines (aws: its CloudWatch log group; local: the server log)."""
@@ -436,7 +457,7 @@ def logs(
         from mlops_cli.targets import target_module
 
         reporter = Reporter(quiet=as_json)
-        cfg = _cfg(_deployment_env(env, reporter))
+        cfg = _cfg(_deployment_env(env, reporter), _aws(profile, region))
 
         def sink(event: dict[str, Any]) -> None:
             if as_json:
@@ -461,6 +482,8 @@ def rollback(
     env: EnvOpt = None,
     to: Annotated[str | None, typer.Option("--to", help="Version to move `live` to "
                                            "(default: the previous one).")] = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Move the `live` alias back to the previous (or a given) published version (aws envs)."""
@@ -468,7 +491,7 @@ def rollback(
         from mlops_cli.targets import target_module
 
         reporter = Reporter(quiet=as_json)
-        cfg = _cfg(_deployment_env(env, reporter))
+        cfg = _cfg(_deployment_env(env, reporter), _aws(profile, region))
         if cfg.settings.target != "aws":
             raise UsageError(
                 f"env {cfg.env!r} is a local env: redeploy another model with "
@@ -503,7 +526,10 @@ def serve(
 
 
 @app.command()
-def up(env: EnvOpt = None, as_json: JsonOpt = False) -> None:
+def up(
+    env: EnvOpt = None, profile: ProfileOpt = None, region: RegionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """The one-command path: train (if no model yet), evaluate, package, deploy, invoke once."""
     with _handled(as_json):
         from mlops_cli import invoke as core
@@ -512,7 +538,7 @@ def up(env: EnvOpt = None, as_json: JsonOpt = False) -> None:
         from mlops_cli.training.train import train as run_train
 
         reporter = Reporter(quiet=as_json)
-        cfg = _cfg(env)
+        cfg = _cfg(env, _aws(profile, region))
         store = STATE.store
         summary: dict[str, Any] = {"env": cfg.env}
         if store.latest_model_id() is None:
