@@ -254,6 +254,10 @@ def _pip_download(
         return subprocess.CompletedProcess(cmd, 1, "", f"ERROR: {exc}")
 
 
+class _CacheMiss(Exception):
+    """The wheel cache cannot satisfy the pins; the index must be asked."""
+
+
 def _download(
     reqs: list[str], runtime: str, architecture: str, platforms: list[str], reporter: Reporter
 ) -> tuple[list[Path], bool, Path]:
@@ -262,11 +266,13 @@ def _download(
     cache.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".resolve-", dir=cache))
     offline = any(cache.glob("*.whl"))
-    proc = None
     if offline:
-        with reporter.step(f"Resolving {', '.join(reqs)} from the wheel cache"):
-            proc = _pip_download(reqs, runtime, platforms, work, cache, offline=True)
-        if proc.returncode != 0:
+        try:
+            with reporter.step(f"Resolving {', '.join(reqs)} from the wheel cache"):
+                proc = _pip_download(reqs, runtime, platforms, work, cache, offline=True)
+                if proc.returncode != 0:
+                    raise _CacheMiss  # no tick for a step that did not do its job
+        except _CacheMiss:
             offline = False
             for stale in work.iterdir():
                 stale.unlink()
