@@ -28,6 +28,7 @@ _JSON_HEADERS = {"content-type": "application/json"}
 _encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 _log_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
 _RUNTIME = "{}.{}.{}".format(*sys.version_info[:3])
+MALFORMED_HTTP = "malformed_http"
 
 
 class Service:
@@ -113,7 +114,13 @@ class Service:
         error = None
         headers = _JSON_HEADERS
         try:
-            source, method, path, body, is_b64 = classify(event)
+            try:
+                source, method, path, body, is_b64 = classify(event)
+            except RequestError:
+                # It came with HTTP fields (too broken to route): answer in proxy shape, since a
+                # REST API turns a reply without statusCode into a 502.
+                source = MALFORMED_HTTP
+                raise
             if source == DIRECT:
                 route, payload, rows = self._direct(body)
             else:

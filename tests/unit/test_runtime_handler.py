@@ -323,12 +323,26 @@ def test_wrong_method_is_405_with_allow_header(
         ({"action": "dance"}, "unknown_action"),
         ({"features": [1, 2, 3, float("nan")]}, "invalid_number"),
         ({"features": [1, 2, 3, float("inf")]}, "invalid_number"),
-        ({"version": "2.0", "requestContext": {}}, "invalid_event"),
     ],
 )
 def test_bad_direct_events_get_an_error_object(service: Service, event: Any, code: str) -> None:
     body = service.handle(event, CTX)
     assert set(body) == {"error"} and body["error"]["code"] == code
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"version": "2.0", "requestContext": {}},
+        {**events.rest_v1(body={"features": SETOSA}), "httpMethod": None},
+        {**events.http_api_v2(body={"features": SETOSA}), "requestContext": []},
+    ],
+    ids=["v2-without-http", "v1-method-null", "v2-context-not-object"],
+)
+def test_http_events_too_broken_to_route_get_a_proxy_400(service: Service, event: Any) -> None:
+    # A REST API turns a Lambda reply without statusCode into a 502: answer in proxy shape.
+    status, code, _ = _error(service, event)
+    assert (status, code) == (400, "invalid_event")
 
 
 def test_an_internal_bug_is_a_500_with_the_traceback_only_in_the_log(
