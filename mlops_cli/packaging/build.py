@@ -28,7 +28,7 @@ from mlops_cli.training.model_io import StoredModel, open_model
 
 RUNTIME_SOURCE = Path(__file__).resolve().parent.parent / "runtime"
 RUNTIME_PACKAGE = "iris_runtime"
-BUILD_FORMAT = 1
+BUILD_FORMAT = 2  # bump when what goes into a zip changes for the same inputs
 
 
 class PackageTooLarge(IrisError):
@@ -61,13 +61,18 @@ class BuildReport:
         }
 
 
-def runtime_sources() -> list[tuple[str, Path]]:
+# Runtime modules only one flavor imports; the other flavor's zip leaves them out.
+FLAVOR_ONLY_MODULES = {"sklearn_flavor.py": "sklearn"}
+
+
+def runtime_sources(flavor: str | None = None) -> list[tuple[str, Path]]:
     if not (RUNTIME_SOURCE / "handler.py").is_file():
         raise IrisError(f"the Lambda runtime is missing from this install ({RUNTIME_SOURCE})")
     return sorted(
         (p.relative_to(RUNTIME_SOURCE).as_posix(), p)
         for p in RUNTIME_SOURCE.rglob("*.py")
         if "__pycache__" not in p.parts
+        and FLAVOR_ONLY_MODULES.get(p.relative_to(RUNTIME_SOURCE).as_posix(), flavor) == flavor
     )
 
 
@@ -78,7 +83,7 @@ def package_name(model_id: str, flavor: str, runtime: str, architecture: str) ->
 def build_key(stored: StoredModel, cfg: EnvConfig, flavor: str, pyc_python: str | None) -> str:
     """Everything that determines the zip's bytes; equal keys let deploy reuse a built zip."""
     digest = hashlib.sha256()
-    for rel, path in runtime_sources():
+    for rel, path in runtime_sources(flavor):
         digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
     parts = [
         BUILD_FORMAT, mlops_cli.__version__, stored.manifest["sha256"], flavor,
@@ -208,7 +213,7 @@ def _stage(
     extra: dict[str, Any],
 ) -> None:
     settings = cfg.settings
-    for rel, src in runtime_sources():
+    for rel, src in runtime_sources(flavor):
         dest = staging / RUNTIME_PACKAGE / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dest)

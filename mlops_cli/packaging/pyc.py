@@ -62,7 +62,9 @@ def compile_pyc(root: Path, interpreter: Interpreter) -> int:
     try:
         # -S -s and a clean environment instead of -I: -I would also ignore PYTHONHASHSEED.
         proc = subprocess.run(
-            [interpreter.path, "-S", "-s", "-c", _DRIVER, str(root)],
+            # no_debug_ranges drops PEP 657 column tables: tracebacks keep their line numbers,
+            # the runtime's .pyc shrink by a fifth and unmarshal faster on every cold start.
+            [interpreter.path, "-X", "no_debug_ranges", "-S", "-s", "-c", _DRIVER, str(root)],
             capture_output=True,
             text=True,
             env=env,

@@ -18,6 +18,7 @@ import joblib
 import numpy
 import scipy
 import sklearn
+import threadpoolctl
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 
@@ -37,6 +38,7 @@ def library_versions() -> dict[str, str]:
         "numpy": numpy.__version__,
         "scipy": scipy.__version__,
         "joblib": joblib.__version__,
+        "threadpoolctl": threadpoolctl.__version__,
     }
 
 
