@@ -3,7 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\033[1m' green=$'\033[32m' off=$'\033[0m'
+else bold='' green='' off=''; fi
+step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$off"; "$@"; }
 cleanup() { iris-mlops teardown --env local >/dev/null 2>&1 || true; }
 trap 'status=$?; if [ $status -ne 0 ]; then cleanup; fi' EXIT
 
@@ -15,4 +17,4 @@ step iris-mlops invoke 5.1 3.5 1.4 0.2
 step iris-mlops invoke 6.7 3.0 5.2 2.3
 step iris-mlops status
 step iris-mlops teardown --env local
-printf '\n\033[32mDone: trained, evaluated, packaged, deployed, invoked and torn down on 127.0.0.1.\033[0m\n'
+printf '\n%sDone: trained, evaluated, packaged, deployed, invoked and torn down on 127.0.0.1.%s\n' "$green" "$off"
