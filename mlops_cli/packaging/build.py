@@ -11,12 +11,18 @@ import hashlib
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import mlops_cli
-from mlops_cli.artifacts import ArtifactStore, read_json, sha256_file, write_json_atomic
+from mlops_cli.artifacts import (
+    ArtifactError,
+    ArtifactStore,
+    read_json,
+    sha256_file,
+    write_json_atomic,
+)
 from mlops_cli.config import EnvConfig
 from mlops_cli.console import Reporter
 from mlops_cli.errors import IrisError, UsageError
@@ -116,9 +122,8 @@ def build_package(
     name = package_name(stored.model_id, flavor, runtime, arch)
     zip_path, sidecar = out_dir / f"{name}.zip", out_dir / f"{name}.json"
     if not force and zip_path.is_file() and sidecar.is_file():
-        cached = read_json(sidecar, "package record")
-        if cached.get("build_key") == key and cached.get("sha256") == sha256_file(zip_path):
-            info = _info_from_dict(cached)
+        cached, info = _reusable(sidecar, zip_path, key)
+        if info is not None:
             report = BuildReport(info, reused=True, top_level=cached.get("top_level", {}))
             report.parity = cached.get("parity")
             report.pyc_compiled = cached.get("pyc_compiled", 0)
@@ -178,6 +183,21 @@ def build_package(
     )
     write_json_atomic(sidecar, {**report.to_dict(), "build_key": key})
     return report
+
+
+def _reusable(sidecar: Path, zip_path: Path, key: str) -> tuple[dict[str, Any], PackageInfo | None]:
+    """The sidecar and the zip's info when that zip is this exact build; a damaged sidecar just
+    means building again. The info names the zip found here, not the path recorded at build
+    time: a project folder that was moved or copied must never deploy another folder's zip."""
+    try:
+        cached = read_json(sidecar, "package record")
+        if not isinstance(cached, dict) or cached.get("build_key") != key:
+            return {}, None
+        if cached.get("sha256") != sha256_file(zip_path):
+            return {}, None
+        return cached, replace(_info_from_dict(cached), path=zip_path)
+    except (ArtifactError, KeyError, TypeError, ValueError):
+        return {}, None
 
 
 def load_built(store: ArtifactStore, env: str, path: Path) -> PackageInfo:
