@@ -353,6 +353,12 @@ def invoke(
             err = body.get("error", {}) if isinstance(body, dict) else {}
             message = err.get("message", str(body)) if isinstance(err, dict) else str(err)
             raise IrisError(f"the endpoint answered {status}: {message}")
+        if "prediction" not in body and "predictions" not in body:
+            raise IrisError(
+                f"the endpoint answered without a prediction: {str(body)[:200]} (is it running "
+                "this project's runtime? moto's Lambda, for one, runs no code and echoes the "
+                "event)"
+            )
         if not as_json:
             render.prediction(body, elapsed, url)
 
@@ -433,7 +439,7 @@ def status(
             return
         render.key_values(f"Status of env {cfg.env}", result)
         if isinstance(result.get("resources"), list):
-            render.resources(result["resources"], "Resources")
+            render.resource_states(result["resources"])
         for drift in result.get("drift", []) or []:
             out.print(f"[yellow]drift:[/yellow] {drift}")
 

@@ -170,3 +170,22 @@ def resources(rows: list[dict[str, Any]], title: str) -> None:
     for row in rows:
         table.add_row(*(escape(str(row.get(c, ""))) for c in columns))
     out.print(table)
+
+
+def resource_states(rows: list[dict[str, Any]]) -> None:
+    """One line per resource: what it is, found/missing/foreign, and its other facts."""
+    colours = {"found": "green", "missing": "red", "foreign": "yellow"}
+    table = Table(title="Resources")
+    table.add_column("resource")
+    table.add_column("state")
+    table.add_column("details")
+    for row in rows:
+        state = str(row.get("state", ""))
+        details = ", ".join(
+            f"{k}={v}" for k, v in row.items() if k not in ("resource", "state") and v not in
+            (None, "", [], {})
+        )
+        colour = colours.get(state, "white")
+        table.add_row(escape(str(row.get("resource", ""))), f"[{colour}]{escape(state)}[/{colour}]",
+                      escape(details))
+    out.print(table)
