@@ -44,6 +44,26 @@ NOT_FOUND_CODES = frozenset(
         "NoSuchKey",
     }
 )
+# botocore's throttling codes (retries/standard.py) plus the 5xx ones AWS services use.
+_TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "ServiceException",
+    }
+)
 _AUTH_CODES = frozenset(
     {
         "UnrecognizedClientException",
@@ -136,6 +156,14 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Throttling or a server-side failure: what botocore retries, and what a rerun may fix."""
+    if not isinstance(exc, ClientError):
+        return False
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return error_code(exc) in _TRANSIENT_CODES or status == 429 or status >= 500
+
+
 def is_not_found(exc: BaseException) -> bool:
     if not isinstance(exc, ClientError):
         return False
@@ -176,6 +204,13 @@ def aws_errors(doing: str, ctx: AwsContext | None = None) -> Iterator[None]:
         if code.startswith("AccessDenied") or code == "UnauthorizedOperation":
             raise UsageError(
                 f"not allowed to {doing} ({code}): {message}. Grant the caller that permission"
+            ) from None
+        if is_transient(exc):
+            tries = f" after {ctx.max_attempts + 1} attempts" if ctx is not None else ""
+            raise IrisError(
+                f"AWS{where} kept refusing to {doing}{tries} ({code}: {message}): it is "
+                "throttling or temporarily unavailable. Wait a minute and run the command "
+                "again; a deploy or teardown resumes where it stopped"
             ) from None
         raise IrisError(f"AWS refused to {doing}: {code}: {message}") from None
     except NotImplementedError as exc:  # moto in-process: an API it does not emulate
