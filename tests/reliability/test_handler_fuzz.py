@@ -242,16 +242,30 @@ def _is_valid_predict(method: str, path: str, body: Any) -> bool:
     )
 
 
-# -- the fuzz tests: max_examples sum to 10,200 ---------------------------------------------------
+# -- the fuzz tests: max_examples sum to 10,400 ---------------------------------------------------
 @pytest.mark.parametrize("shape", sorted(events.HTTP_SHAPES))
 @given(data=st.data())
-@fuzz(2200)
+@fuzz(2000)
 def test_any_http_event_gets_a_2xx_or_4xx_json_answer(service: Service, shape: str, data) -> None:
     event, (method, path, body) = data.draw(http_events(shape))
     status, kind = handle(service, shape, event)
     stage_ok = shape == "rest_v1" or path.rstrip("/") != "/dev/predict"  # only v1 has stage dev
     if _is_valid_predict(method, path, body) and stage_ok:
         assert (status, kind) == (200, "predicted"), event
+
+
+@fuzz(1000)
+@given(st.sampled_from(sorted(events.HTTP_SHAPES)), _special_bodies(),
+       st.sampled_from(["no", "yes", "lie"]), METHODS)
+def test_hostile_bodies_get_a_4xx_in_every_http_shape(service, shape, body, b64, method) -> None:
+    """Deep nesting, giant numbers and strings, oversized, invalid UTF-8, in bulk."""
+    event = events.HTTP_SHAPES[shape](method, "/predict", None)
+    event["body"], event["isBase64Encoded"] = _encode(body, b64)
+    status, kind = handle(service, shape, event)
+    if b64 != "lie" and _is_valid_predict(method, "/predict", body):  # e.g. [9, 1, 2, 3]
+        assert (status, kind) == (200, "predicted")
+    else:
+        assert 400 <= status < 500 and kind == "error", (status, str(body)[:80])
 
 
 @given(
@@ -262,7 +276,7 @@ def test_any_http_event_gets_a_2xx_or_4xx_json_answer(service: Service, shape: s
         st.lists(valid_row),  # an array, not an object
     )
 )
-@fuzz(2000)
+@fuzz(1800)
 def test_any_direct_invocation_gets_a_prediction_or_an_error_object(service, payload) -> None:
     _, kind = handle(service, "direct", payload)
     if isinstance(payload, dict) and payload.get("action", "predict") == "predict":
