@@ -108,11 +108,18 @@ bodies: st.SearchStrategy[Any] = st.one_of(
     st.none(),
     json_values,  # not even a string: a malformed event
 )
-METHODS = st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]) | st.text(
-    max_size=10
+# Half the events are POSTs to /predict (so their bodies are parsed), the rest anything at all.
+METHODS = st.one_of(
+    st.just("POST"),
+    st.just("post"),
+    st.sampled_from(["GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]),
+    st.text(max_size=10),
 )
-PATHS = st.sampled_from(["/predict", "/health", "/predict/", "/dev/predict", "/", ""]) | st.text(
-    max_size=30
+PATHS = st.one_of(
+    st.just("/predict"),
+    st.just("/predict/"),
+    st.sampled_from(["/health", "/dev/predict", "/", "", "/predict/x"]),
+    st.text(max_size=30),
 )
 HEADERS = st.dictionaries(st.text(max_size=12), st.text(max_size=24), max_size=3)
 
@@ -256,7 +263,7 @@ def test_any_http_event_gets_a_2xx_or_4xx_json_answer(service: Service, shape: s
 
 @fuzz(1000)
 @given(st.sampled_from(sorted(events.HTTP_SHAPES)), _special_bodies(),
-       st.sampled_from(["no", "yes", "lie"]), METHODS)
+       st.sampled_from(["no", "yes", "lie"]), st.just("POST"))
 def test_hostile_bodies_get_a_4xx_in_every_http_shape(service, shape, body, b64, method) -> None:
     """Deep nesting, giant numbers and strings, oversized, invalid UTF-8, in bulk."""
     event = events.HTTP_SHAPES[shape](method, "/predict", None)
@@ -319,7 +326,7 @@ def test_the_fuzz_volume_is_at_least_ten_thousand_events() -> None:
         status_4xx=sum(n for s, n in STATUSES.items() if 400 <= s < 500),
         status_5xx=sum(n for s, n in STATUSES.items() if s >= 500),
         exceptions=0,
-        error_codes=len(ERROR_CODES),
+        error_codes=" ".join(f"{code}x{n}" for code, n in ERROR_CODES.most_common()),
         oversized_413=ERROR_CODES["body_too_large"] + ERROR_CODES["batch_too_large"],
         too_deep_or_invalid_json=ERROR_CODES["invalid_json"],
         invalid_utf8=ERROR_CODES["invalid_utf8"],
