@@ -30,7 +30,8 @@ from botocore.exceptions import (
 from mlops_cli.config import EnvConfig
 from mlops_cli.errors import IrisError, UsageError
 
-MAX_ATTEMPTS = 8  # botocore "standard" mode: throttling and transient errors back off and retry
+# botocore "standard" mode: retries after the first try (9 tries in all), with backoff.
+MAX_ATTEMPTS = 8
 
 # Error codes meaning "it is not there": teardown treats them as done, the planner as "missing".
 NOT_FOUND_CODES = frozenset(
