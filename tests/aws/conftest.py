@@ -137,10 +137,10 @@ def counted_context(cfg: EnvConfig, log: CallLog) -> Any:
     original = AwsContext.client
 
     class Counted(AwsContext):
-        def client(self, service: str) -> Any:
-            new = service not in self._clients
-            client = original(self, service)
-            if new:
+        def client(self, service: str, **options: Any) -> Any:
+            known = len(self._clients)
+            client = original(self, service, **options)
+            if len(self._clients) != known:
                 client.meta.events.register("before-call", log.hook)
             return client
 

@@ -372,15 +372,19 @@ def test_throttled_calls_are_retried_by_botocore(cfg, store, package, ctx, monke
 
 
 def test_interrupted_deploy_converges_on_rerun_without_duplicates(cfg, store, package, ctx):
-    gw = ctx.client("apigatewayv2")
+    # creates go through the client that never retries blindly; hook both to be sure
+    clients = (ctx.client("apigatewayv2"), ctx.client("apigatewayv2", retries=False))
 
     def interrupt(**_: Any) -> None:
         raise KeyboardInterrupt
 
-    gw.meta.events.register("before-call.apigatewayv2.CreateRoute", interrupt, unique_id="crash")
+    for gw in clients:
+        gw.meta.events.register("before-call.apigatewayv2.CreateRoute", interrupt,
+                                unique_id="crash")
     with pytest.raises(KeyboardInterrupt):
         _deploy(cfg, store, package, ctx)
-    gw.meta.events.unregister("before-call.apigatewayv2.CreateRoute", unique_id="crash")
+    for gw in clients:
+        gw.meta.events.unregister("before-call.apigatewayv2.CreateRoute", unique_id="crash")
 
     result = _deploy(cfg, store, package, ctx)
 

@@ -151,10 +151,10 @@ def faulty_context(cfg: EnvConfig, faults: Faults) -> Any:
     original = AwsContext.client
 
     class Faulty(AwsContext):
-        def client(self, service: str) -> Any:
-            new = service not in self._clients
-            client = original(self, service)
-            if new:
+        def client(self, service: str, **options: Any) -> Any:
+            known = len(self._clients)
+            client = original(self, service, **options)
+            if len(self._clients) != known:
                 client.meta.events.register(
                     "after-call", lambda **kw: _CURRENT.faults.after_call(**kw)
                 )

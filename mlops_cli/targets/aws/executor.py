@@ -5,6 +5,10 @@ call runs, not *whether* it is needed:
 - IAM propagation: a freshly created role is often not assumable by Lambda for some seconds, and
   `create_function` fails with InvalidParameterValueException "...cannot be assumed...". Those
   calls are retried with bounded exponential backoff (the sleep is injectable for tests).
+- Creates that are not idempotent (a second `create_api` makes a second API) are never retried
+  blindly: if one fails in a way that may or may not have been applied (throttling, 5xx, a lost
+  connection), the executor first looks for what it would have created and adopts it, and only
+  retries when it is not there. botocore's own retries would repeat such a call unseen.
 - apigatewayv2 `update_stage` is not implemented by moto (NotImplementedError in-process, HTTP
   500 from its server). Real AWS gets `update_stage` (no gap in service); on an endpoint that
   lacks it we fall back to delete + create of the `$default` stage, which converges to the same
@@ -17,15 +21,19 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from mlops_cli.console import Reporter
 from mlops_cli.errors import IrisError
 from mlops_cli.targets.aws.model import PlannedCall, resolve
-from mlops_cli.targets.aws.session import AwsContext, aws_errors, error_code
+from mlops_cli.targets.aws.session import AwsContext, aws_errors, error_code, is_transient
 
 ROLE_RETRY_DELAYS: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)  # ~31 s in all, then give up
 _RETRY_ON_ROLE = frozenset({"create_function", "update_function_configuration"})
+# Creates whose blind repetition would duplicate a resource, and the delays of their checked
+# retries (the same budget botocore's standard mode gives every other call).
+NOT_IDEMPOTENT = frozenset({"create_api", "create_integration", "create_route", "add_permission"})
+CHECKED_RETRY_DELAYS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0)
 
 SmokeCheck = Callable[[str], None]
 
@@ -46,6 +54,7 @@ class Executor:
         sleep: Callable[[float], None] = time.sleep,
         smoke_check: SmokeCheck | None = None,
         role_retry_delays: Sequence[float] = ROLE_RETRY_DELAYS,
+        checked_retry_delays: Sequence[float] = CHECKED_RETRY_DELAYS,
         stage_tags: dict[str, str] | None = None,
     ) -> None:
         self.ctx = ctx
@@ -53,6 +62,7 @@ class Executor:
         self.sleep = sleep
         self.smoke_check = smoke_check
         self.role_retry_delays = tuple(role_retry_delays)
+        self.checked_retry_delays = tuple(checked_retry_delays)
         self.stage_tags = dict(stage_tags or {})
         self.calls_made: list[str] = []
 
@@ -85,6 +95,8 @@ class Executor:
     def _call(self, client: Any, call: PlannedCall, params: dict[str, Any]) -> dict[str, Any]:
         if call.operation == "update_stage":
             return self._update_stage(client, params)
+        if call.operation in NOT_IDEMPOTENT:
+            return self._create_once(call, params)
         if call.operation not in _RETRY_ON_ROLE:
             return getattr(client, call.operation)(**params)
         delays = list(self.role_retry_delays)
@@ -109,6 +121,29 @@ class Executor:
                 )
                 self.sleep(delay)
 
+    def _create_once(self, call: PlannedCall, params: dict[str, Any]) -> dict[str, Any]:
+        client = self.ctx.client(call.service, retries=False)
+        delays = list(self.checked_retry_delays)
+        for attempt in range(len(delays) + 1):
+            try:
+                return getattr(client, call.operation)(**params)
+            except (ClientError, BotoCoreError) as exc:
+                if not is_transient(exc) or attempt == len(delays):
+                    raise
+                existing = find_created(self.ctx, call.operation, params)
+                if existing is not None:
+                    self.reporter.info(
+                        f"{call.operation} ({call.resource}) failed ({error_code(exc) or exc}) "
+                        "but had been applied: using what it created"
+                    )
+                    return existing
+                self.reporter.info(
+                    f"{call.operation} ({call.resource}) failed ({error_code(exc) or exc}) and "
+                    f"was not applied; retry {attempt + 1}/{len(delays)} in {delays[attempt]:g}s"
+                )
+                self.sleep(delays[attempt])
+        raise AssertionError("unreachable")
+
     def _update_stage(self, client: Any, params: dict[str, Any]) -> dict[str, Any]:
         try:
             return client.update_stage(**params)
@@ -130,3 +165,38 @@ class Executor:
     ) -> None:
         name, params = wait
         client.get_waiter(name).wait(**resolve(params, variables))
+
+
+def find_created(ctx: AwsContext, operation: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """What a non-idempotent create would have made, if it exists (read-only calls only)."""
+    if operation == "create_api":
+        from mlops_cli.targets.aws.planner import find_apis
+
+        wanted = params.get("Tags") or {}
+        for api in find_apis(ctx, params["Name"]):
+            tags = api.get("Tags") or {}
+            if all(tags.get(k) == v for k, v in wanted.items()):
+                return api
+        return None
+    gw = ctx.client("apigatewayv2")
+    if operation == "create_integration":
+        items = gw.get_integrations(ApiId=params["ApiId"]).get("Items", [])
+        return next((i for i in items if i.get("IntegrationUri") == params["IntegrationUri"]),
+                    None)
+    if operation == "create_route":
+        items = gw.get_routes(ApiId=params["ApiId"]).get("Items", [])
+        return next((r for r in items if r.get("RouteKey") == params["RouteKey"]), None)
+    if operation == "add_permission":
+        import json
+
+        lam = ctx.client("lambda")
+        where = {k: params[k] for k in ("FunctionName", "Qualifier") if params.get(k)}
+        try:
+            policy = lam.get_policy(**where)
+        except ClientError:
+            return None
+        for statement in json.loads(policy["Policy"]).get("Statement", []):
+            if statement.get("Sid") == params["StatementId"]:
+                return {"Statement": json.dumps(statement)}
+        return None
+    raise ValueError(f"no existence check for {operation}")

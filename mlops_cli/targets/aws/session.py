@@ -18,6 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
@@ -89,15 +90,18 @@ class AwsContext:
     max_attempts: int = MAX_ATTEMPTS
     _clients: dict[str, Any] = field(default_factory=dict)
 
-    def client(self, service: str) -> Any:
-        if service not in self._clients:
-            self._clients[service] = self.session.client(
+    def client(self, service: str, *, retries: bool = True) -> Any:
+        """A client with botocore's retries, or (retries=False) one that tries each call once,
+        for calls that are not safe to repeat blindly (see executor's check-before-retry)."""
+        key = service if retries else f"{service}#once"
+        if key not in self._clients:
+            self._clients[key] = self.session.client(
                 service,
                 region_name=self.region,
                 endpoint_url=self.endpoint_url,
-                config=client_config(self.max_attempts),
+                config=client_config(self.max_attempts if retries else 0),
             )
-        return self._clients[service]
+        return self._clients[key]
 
 
 def client_config(max_attempts: int = MAX_ATTEMPTS) -> Config:
@@ -159,6 +163,8 @@ def error_code(exc: BaseException) -> str:
 
 def is_transient(exc: BaseException) -> bool:
     """Throttling or a server-side failure: what botocore retries, and what a rerun may fix."""
+    if isinstance(exc, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError)):
+        return True
     if not isinstance(exc, ClientError):
         return False
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
