@@ -20,7 +20,9 @@ from mlops_cli.errors import UsageError
 
 ModelKind = Literal["logistic_regression", "decision_tree", "random_forest", "gradient_boosting"]
 MODEL_KINDS: tuple[str, ...] = ModelKind.__args__  # type: ignore[attr-defined]
-Runtime = Literal["python3.9", "python3.10", "python3.11", "python3.12", "python3.13", "python3.14"]
+# Lambda's Python runtimes the shipped runtime code supports (it needs 3.10+; python3.9 is
+# deprecated on Lambda).
+Runtime = Literal["python3.10", "python3.11", "python3.12", "python3.13", "python3.14"]
 RUNTIMES: tuple[str, ...] = Runtime.__args__  # type: ignore[attr-defined]
 Architecture = Literal["x86_64", "arm64"]
 Flavor = Literal["portable", "sklearn"]
