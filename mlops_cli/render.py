@@ -17,6 +17,13 @@ def _mb(n: int | float) -> str:
     return f"{n / 1e6:,.2f} MB" if n >= 100_000 else f"{n / 1e3:,.1f} KB"
 
 
+def _share(used: int, limit: int) -> str:
+    """Percent of a limit, yellow from 80 % and red over it, so a near miss stands out."""
+    pct = 100 * used / limit
+    colour = "red" if pct > 100 else "yellow" if pct >= 80 else "green"
+    return f"[{colour}]{pct:.2f}%[/{colour}]"
+
+
 def train_result(result: dict[str, Any]) -> None:
     table = Table.grid(padding=(0, 2))
     for key in ("model_id", "kind", "seed", "sha256", "path"):
@@ -95,9 +102,9 @@ def package_report(report: dict[str, Any]) -> None:
     limits.add_column("limit", justify="right")
     limits.add_column("used", justify="right")
     limits.add_row("zipped (direct upload)", _mb(size), _mb(DIRECT_UPLOAD_LIMIT),
-                   f"{100 * size / DIRECT_UPLOAD_LIMIT:.2f}%")
+                   _share(size, DIRECT_UPLOAD_LIMIT))
     limits.add_row("unzipped", _mb(unzipped), f"{UNZIPPED_LIMIT:,} B",
-                   f"{100 * unzipped / UNZIPPED_LIMIT:.2f}%")
+                   _share(unzipped, UNZIPPED_LIMIT))
     out.print(limits)
     top = list(report.get("top_level", {}).items())[:8]
     if top:
