@@ -124,13 +124,16 @@ def build_package(
     if not force and zip_path.is_file() and sidecar.is_file():
         cached, info = _reusable(sidecar, zip_path, key)
         if info is not None:
-            report = BuildReport(info, reused=True, top_level=cached.get("top_level", {}))
-            report.parity = cached.get("parity")
-            report.pyc_compiled = cached.get("pyc_compiled", 0)
-            report.pyc_python = cached.get("pyc_python")
-            report.dependencies = cached.get("dependencies")
-            report.notes = cached.get("notes", [])
-            return report
+            return BuildReport(
+                info,
+                reused=True,
+                top_level=cached.get("top_level", {}),
+                parity=cached.get("parity"),
+                pyc_compiled=cached.get("pyc_compiled", 0),
+                pyc_python=cached.get("pyc_python"),
+                dependencies=cached.get("dependencies"),
+                notes=cached.get("notes", []),
+            )
 
     with tempfile.TemporaryDirectory(prefix="iris-mlops-pkg-") as tmp:
         staging = Path(tmp) / "root"
@@ -200,16 +203,6 @@ def _reusable(sidecar: Path, zip_path: Path, key: str) -> tuple[dict[str, Any], 
         return {}, None
 
 
-def load_built(store: ArtifactStore, env: str, path: Path) -> PackageInfo:
-    """A PackageInfo for an already built zip (deploy --package)."""
-    sidecar = path.with_suffix(".json")
-    cached = read_json(sidecar, "package record")
-    info = _info_from_dict(cached)
-    if sha256_file(path) != info.sha256:
-        raise IrisError(f"{path} changed since it was built; run `iris-mlops package` again")
-    return info
-
-
 def _info_from_dict(data: dict[str, Any]) -> PackageInfo:
     return PackageInfo(
         path=Path(data["path"]),
@@ -239,11 +232,11 @@ def _stage(
         shutil.copyfile(src, dest)
     model_dir = staging / "model"
     model_dir.mkdir(parents=True)
-    estimator = stored.load_estimator()
     if flavor == "portable":
         from mlops_cli.packaging.parity import check_parity
         from mlops_cli.packaging.portable_export import dumps_portable, export_portable
 
+        estimator = stored.load_estimator()
         with reporter.step("Exporting the model to the portable format"):
             doc = export_portable(estimator)
         with reporter.step("Checking parity with scikit-learn's predict_proba"):
