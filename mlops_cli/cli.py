@@ -132,6 +132,16 @@ def _cfg(env: str | None, overrides: dict[str, Any] | None = None) -> EnvConfig:
     return load_env(env or DEFAULT_ENV, STATE.config_dir, overrides)
 
 
+def _http_api_unreachable(cfg: EnvConfig) -> bool:
+    """An aws env behind a custom endpoint (moto, LocalStack): its execute-api URL is not real,
+    so requests go to the function directly."""
+    if cfg.settings.target != "aws":
+        return False
+    from mlops_cli.targets.aws.session import resolve_endpoint
+
+    return resolve_endpoint(cfg) is not None
+
+
 def _deployment_env(env: str | None, reporter: Reporter) -> str:
     """Commands acting on a deployment default to the env most recently deployed."""
     if env:
@@ -326,8 +336,7 @@ def invoke(
             payload = {"features": core.parse_features(features or [])}
         cfg = _cfg(_deployment_env(env, reporter), _aws(profile, region))
         target = target_module(cfg)
-        endpoint_override = cfg.settings.aws.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
-        if cfg.settings.target == "aws" and (direct or endpoint_override):
+        if cfg.settings.target == "aws" and (direct or _http_api_unreachable(cfg)):
             if not direct:
                 reporter.info("[dim]custom AWS endpoint configured: invoking the function "
                               "directly (its HTTP API is not reachable)[/dim]")
@@ -561,10 +570,9 @@ def up(
         summary["deploy"] = result
         url = result.get("url")
         example = [5.1, 3.5, 1.4, 0.2]
-        if cfg.settings.target == "aws" and (cfg.settings.aws.endpoint_url
-                                             or os.environ.get("AWS_ENDPOINT_URL")):
-            target = target_module(cfg)
-            body, elapsed = target.invoke_direct(cfg, store, {"features": example}), 0.0
+        if _http_api_unreachable(cfg):
+            body = target_module(cfg).invoke_direct(cfg, store, {"features": example})
+            elapsed = 0.0
         else:
             _, body, elapsed = core.post_json(str(url).rstrip("/") + "/predict",
                                               {"features": example})
