@@ -15,7 +15,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import boto3
-import pytest
 from botocore.awsrequest import AWSResponse
 
 from mlops_cli.artifacts import ArtifactStore
@@ -27,18 +26,6 @@ from tests.aws.conftest import READ_ONLY_PREFIXES, REGION
 
 FN = "iris-mlops-dev"
 OUR_TAGS = {"iris-mlops:project": "iris-mlops", "iris-mlops:env": "dev"}
-
-
-def set_fake_aws_env(monkeypatch: pytest.MonkeyPatch, tmp: Any) -> None:
-    """Fake credentials, one region, no real endpoint, no metadata service (as tests/aws)."""
-    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp / "no-aws-credentials"))
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ import pytest
 
 from mlops_cli.artifacts import ArtifactStore
 from mlops_cli.errors import IrisError
-from tests.aws.conftest import make_cfg, make_package
+from tests.aws.conftest import make_cfg, make_package, set_fake_aws_env
 from tests.reliability import figures
 from tests.reliability.aws_helpers import (
     FN,
@@ -32,7 +32,6 @@ from tests.reliability.aws_helpers import (
     nothing_of,
     run_deploy,
     run_teardown,
-    set_fake_aws_env,
     snapshot,
 )
 

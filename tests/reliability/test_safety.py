@@ -30,7 +30,7 @@ from mlops_cli.console import NullReporter
 from mlops_cli.errors import IrisError, UsageError
 from mlops_cli.packaging.result import PackageInfo
 from mlops_cli.targets import local
-from tests.aws.conftest import REGION, make_cfg, make_package
+from tests.aws.conftest import REGION, make_cfg, make_package, set_fake_aws_env
 from tests.reliability import figures
 from tests.reliability.aws_helpers import (
     FN,
@@ -38,7 +38,6 @@ from tests.reliability.aws_helpers import (
     aws_client,
     fresh_aws,
     run_deploy,
-    set_fake_aws_env,
 )
 from tests.reliability.conftest import Trained
 
