@@ -26,6 +26,8 @@ ROUTE_KEYS = ("POST /predict", "GET /health")
 CORS_METHODS = ("GET", "OPTIONS", "POST")
 CORS_HEADERS = ("content-type",)
 VERSION_DESCRIPTION_PREFIX = "iris-mlops model "
+FUNCTION_DESCRIPTION = "iris-mlops model endpoint"
+PAYLOAD_FORMAT_VERSION = "2.0"
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,35 @@ class DesiredState:
     def version_description(self) -> str:
         return f"{VERSION_DESCRIPTION_PREFIX}{self.model_id or 'unknown'}"
 
+    @property
+    def role_description(self) -> str:
+        return f"Lambda execution role of {self.function_name} (iris-mlops)"
+
+    @property
+    def api_description(self) -> str:
+        return f"iris-mlops endpoint for env {self.env}"
+
+    def integration(self) -> dict[str, Any]:
+        """The one integration every route targets: the `live` alias, Lambda proxy, payload 2.0."""
+        return {
+            "IntegrationType": "AWS_PROXY",
+            "IntegrationUri": self.alias_arn,
+            "PayloadFormatVersion": PAYLOAD_FORMAT_VERSION,
+            "IntegrationMethod": "POST",
+        }
+
+    def routes(self) -> list[dict[str, Any]]:
+        """Each route's settings (CreateRoute's parameters but the API and the target)."""
+        return [{"RouteKey": key} for key in ROUTE_KEYS]
+
+    def stage(self) -> dict[str, Any]:
+        """The `$default` stage: deployed on every change, throttled as the config says."""
+        return {
+            "StageName": STAGE,
+            "AutoDeploy": True,
+            "DefaultRouteSettings": self.stage_route_settings(),
+        }
+
     def source_arn(self, api_id: str) -> str:
         """The permission's SourceArn: any stage/method/path of exactly this API."""
         return f"arn:aws:execute-api:{self.region}:{self.account_id}:{api_id}/*/*/*"
@@ -130,6 +161,10 @@ class DesiredState:
             "ThrottlingRateLimit": self.throttle_rate,
             "ThrottlingBurstLimit": self.throttle_burst,
         }
+
+    def permission_statements(self, api_id: str) -> list[dict[str, Any]]:
+        """Every statement the alias's resource policy must hold for API Gateway to invoke it."""
+        return [self.permission_statement(api_id)]
 
     def permission_statement(self, api_id: str) -> dict[str, Any]:
         return {
