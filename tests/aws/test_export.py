@@ -51,7 +51,10 @@ def test_code_location_is_a_parameter_defaulting_to_the_given_object(fmt, packag
     params = template["Parameters"]
     assert params["CodeS3Bucket"]["Default"] == "my-bucket"
     assert params["CodeS3Key"]["Default"] == "iris-mlops-dev/x.zip"
-    assert params["CodeSha256"]["Default"] == package.code_sha256_b64
+    if fmt == "cloudformation":
+        assert params["CodeSha256"]["Default"] == package.code_sha256_b64
+    else:
+        assert "CodeSha256" not in params, "SAM's generated version cannot pin the code"
     assert {"EndpointUrl", "FunctionArn", "AliasArn"} <= set(template["Outputs"])
 
 

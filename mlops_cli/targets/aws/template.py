@@ -132,8 +132,8 @@ def logical_id(*words: str) -> str:
 
 
 # parts both formats share -----------------------------------------------------------------------
-def _parameters(d: DesiredState, code: CodeLocation) -> dict[str, Any]:
-    return {
+def _parameters(d: DesiredState, code: CodeLocation, *, pin_sha: bool) -> dict[str, Any]:
+    params = {
         PARAM_BUCKET: {
             "Type": "String",
             "Default": code.bucket,
@@ -144,13 +144,15 @@ def _parameters(d: DesiredState, code: CodeLocation) -> dict[str, Any]:
             "Default": code.key,
             "Description": "S3 key of the function's zip",
         },
-        PARAM_SHA: {
+    }
+    if pin_sha:  # AWS::Lambda::Version can refuse other code; SAM's generated version cannot
+        params[PARAM_SHA] = {
             "Type": "String",
             "Default": d.code_sha256 or "",
             "Description": "base64 SHA-256 of that zip (Lambda's CodeSha256): a version is "
             "published only when the code matches it",
-        },
-    }
+        }
+    return params
 
 
 def _role(d: DesiredState) -> dict[str, Any]:
@@ -314,7 +316,7 @@ def _cloudformation(d: DesiredState, code: CodeLocation) -> dict[str, Any]:
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": _description(d, "CloudFormation"),
-        "Parameters": _parameters(d, code),
+        "Parameters": _parameters(d, code, pin_sha=True),
         "Resources": resources,
         "Outputs": _outputs(_ref(ALIAS_ID)),
     }
@@ -369,7 +371,7 @@ def _sam(d: DesiredState, code: CodeLocation) -> dict[str, Any]:
         "AWSTemplateFormatVersion": "2010-09-09",
         "Transform": SAM_TRANSFORM,
         "Description": _description(d, "AWS SAM"),
-        "Parameters": _parameters(d, code),
+        "Parameters": _parameters(d, code, pin_sha=False),
         "Resources": resources,
         "Outputs": _outputs(_ref(SAM_ALIAS_ID)),
     }
