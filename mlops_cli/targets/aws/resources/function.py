@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from mlops_cli.targets.aws.desired import (
     ALIAS,
+    FUNCTION_DESCRIPTION,
     DesiredState,
     architecture_diff,
     function_config_diff,
@@ -59,7 +60,7 @@ def plan(ctx: AwsContext, d: DesiredState, plan: Plan, code: dict[str, Any]) -> 
                     "Code": code,
                     "PackageType": "Zip",
                     "Publish": False,
-                    "Description": "iris-mlops model endpoint",
+                    "Description": FUNCTION_DESCRIPTION,
                     "Tags": dict(d.tags),
                 },
                 resource,
