@@ -214,3 +214,37 @@ def test_code_uri_makes_no_aws_call(package, tmp_path, monkeypatch) -> None:
     assert out.read_text() == text
     assert summary["uploaded"] is False and summary["output"] == str(out)
     assert json.loads(text)["Parameters"]["CodeS3Key"]["Default"] == "builds/42/iris.zip"
+
+
+@pytest.mark.parametrize("fmt", ["cloudformation", "sam"])
+def test_routes_with_iam_auth_are_exported_as_sigv4_only_and_lint_clean(
+    fmt, package, monkeypatch
+) -> None:
+    """When the desired state's routes carry AWS_IAM (api.auth: iam), so does the template."""
+    from mlops_cli.targets.aws.desired import DesiredState
+    from tests.aws.test_export_lint import lint
+
+    original = DesiredState.routes
+    monkeypatch.setattr(
+        DesiredState,
+        "routes",
+        lambda self: [{**r, "AuthorizationType": "AWS_IAM"} for r in original(self)],
+    )
+    template = build_template(make_cfg(), package, CODE, fmt)
+
+    resources = template["Resources"]
+    if fmt == "cloudformation":
+        routes = [r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Route"]
+        assert len(routes) == 2
+        assert all(r["Properties"]["AuthorizationType"] == "AWS_IAM" for r in routes)
+    else:
+        body = resources["HttpApi"]["Properties"]["DefinitionBody"]
+        operations = [op for methods in body["paths"].values() for op in methods.values()]
+        assert len(operations) == 2
+        assert all(op["security"] == [{"sigv4": []}] for op in operations)
+        scheme = body["components"]["securitySchemes"]["sigv4"]
+        assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
+        from tests.aws.test_export_drift import sam_transform
+
+        sam_transform(template)  # AWS's translator accepts it
+    assert lint(json.dumps(template), REGION) == []

@@ -130,7 +130,10 @@ class DesiredState:
 
     def routes(self) -> list[dict[str, Any]]:
         """Each route's settings (CreateRoute's parameters but the API and the target)."""
-        return [{"RouteKey": key} for key in ROUTE_KEYS]
+        # `route_authorization` (api.auth) is carried by the routes once the state has it.
+        auth = getattr(self, "route_authorization", None)
+        extra = {"AuthorizationType": auth} if auth else {}
+        return [{"RouteKey": key, **extra} for key in ROUTE_KEYS]
 
     def stage(self) -> dict[str, Any]:
         """The `$default` stage: deployed on every change, throttled as the config says."""
@@ -162,9 +165,18 @@ class DesiredState:
             "ThrottlingBurstLimit": self.throttle_burst,
         }
 
-    def permission_statements(self, api_id: str) -> list[dict[str, Any]]:
-        """Every statement the alias's resource policy must hold for API Gateway to invoke it."""
-        return [self.permission_statement(api_id)]
+    def permission_params(self, api_id: str) -> list[dict[str, Any]]:
+        """AddPermission's parameters for each statement API Gateway needs to invoke `live`."""
+        return [
+            {
+                "FunctionName": self.function_name,
+                "Qualifier": ALIAS,
+                "StatementId": PERMISSION_SID,
+                "Action": "lambda:InvokeFunction",
+                "Principal": "apigateway.amazonaws.com",
+                "SourceArn": self.source_arn(api_id),
+            }
+        ]
 
     def permission_statement(self, api_id: str) -> dict[str, Any]:
         return {

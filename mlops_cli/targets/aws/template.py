@@ -202,19 +202,21 @@ def _function_settings(d: DesiredState) -> dict[str, Any]:
 
 
 def _permissions(d: DesiredState, depends_on: str) -> dict[str, Any]:
-    """One AWS::Lambda::Permission per statement deploy adds to the alias's policy."""
+    """One AWS::Lambda::Permission per statement deploy adds to the alias's policy (CloudFormation
+    picks the statement ids itself)."""
     out: dict[str, Any] = {}
-    for statement in d.permission_statements(API_ID_VAR):
-        principal = statement["Principal"]
-        source = statement["Condition"]["ArnLike"]["AWS:SourceArn"]
-        out[logical_id("Permission", statement["Sid"])] = {
+    for params in d.permission_params(API_ID_VAR):
+        target = d.function_arn
+        if params.get("Qualifier"):
+            target += f":{params['Qualifier']}"
+        out[logical_id("Permission", params["StatementId"])] = {
             "Type": "AWS::Lambda::Permission",
             "DependsOn": [depends_on],
             "Properties": {
-                "FunctionName": sub(statement["Resource"]),
-                "Action": statement["Action"],
-                "Principal": principal["Service"] if isinstance(principal, dict) else principal,
-                "SourceArn": sub(source),
+                "FunctionName": sub(target),
+                "Action": params["Action"],
+                "Principal": params["Principal"],
+                "SourceArn": sub(params["SourceArn"]),
             },
         }
     return out

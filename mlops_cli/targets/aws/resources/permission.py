@@ -20,17 +20,11 @@ def plan(ctx: AwsContext, d: DesiredState, plan: Plan) -> None:
     """Plan the statement; runs after the function and api modules have planned (it needs the
     alias and the API id they found)."""
     resource = f"lambda permission {d.function_name}:{ALIAS}/{PERMISSION_SID}"
+    (params,) = d.permission_params("{api_id}")
     add = PlannedCall(
         "lambda",
         "add_permission",
-        {
-            "FunctionName": d.function_name,
-            "Qualifier": ALIAS,
-            "StatementId": PERMISSION_SID,
-            "Action": "lambda:InvokeFunction",
-            "Principal": "apigateway.amazonaws.com",
-            "SourceArn": Fmt(d.source_arn("{api_id}")),
-        },
+        {**params, "SourceArn": Fmt(params["SourceArn"])},
         resource,
         "missing",
     )
