@@ -650,7 +650,7 @@ def export(
                 f"aws cloudformation deploy --template-file {output} --stack-name "
                 f"{cfg.function_name} --capabilities CAPABILITY_NAMED_IAM"
             )
-            out.print(f"deploy it: {how}")
+            out.print(f"deploy it: {how}", soft_wrap=True)  # one line, to copy
 
 
 # --------------------------------------------------------------------------- config
