@@ -22,7 +22,7 @@ from mlops_cli.targets.aws.desired import build_desired, normalize_cors, normali
 from mlops_cli.targets.aws.model import resolve
 from mlops_cli.targets.aws.planner import plan_deploy
 from mlops_cli.targets.aws.template import CodeLocation, build_template
-from tests.aws.conftest import counted_context, make_cfg
+from tests.aws.conftest import counted_context, make_cfg, make_package
 
 REPO = Path(__file__).resolve().parents[2]
 API_ID, INTEGRATION_ID, VERSION = "api0000001", "integ00001", "7"
@@ -256,6 +256,10 @@ def compare(
             assert props["FunctionName"].endswith(target), f"{where}: {props['FunctionName']}"
             _same(params["Action"], props["Action"], where)
             _same(params["Principal"], props["Principal"], where)
+        elif service == "s3":
+            # deploy's artifact bucket for zips over the direct-upload limit: in a template the
+            # code location is a parameter (--code-bucket uploads there, or --code-uri names it)
+            continue
         else:
             pytest.fail(f"deploy plans {where}, which the exported template does not cover")
     return seen
@@ -276,6 +280,23 @@ def test_cloudformation_export_holds_exactly_what_deploy_plans_for_an_empty_acco
         f"the template holds resources deploy does not create: {set(stack.resources) - seen}"
     )
     assert json.dumps(template).count("arn:aws:") == 0, "ARNs must use ${AWS::Partition}"
+
+
+def test_a_zip_deploy_uploads_through_its_bucket_exports_the_same_function(
+    aws, calls, tmp_path
+):
+    """sklearn-flavor sized: deploy takes the code from its artifact bucket, export from the
+    template's code parameters; everything else is compared as for a small zip."""
+    big = make_package(tmp_path / "big", "big", size_bytes=60 * 1024 * 1024)
+    cfg = make_cfg()
+    plan_calls, ctx = _plan_calls(cfg, big, calls)
+    assert ("s3", "put_object") in {(s, o) for s, o, _ in plan_calls}
+    template = build_template(cfg, big, CODE, "cloudformation")
+    stack = Stack(template, ctx.region, ctx.account_id)
+
+    assert set(stack.resources) == compare(plan_calls, stack, cfg.function_name)
+    code = stack.props("Function")["Code"]
+    assert code == {"S3Bucket": CODE.bucket, "S3Key": CODE.key}
 
 
 def test_a_change_deploy_would_make_shows_up_in_the_comparison(aws, package, calls):
