@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -204,3 +206,24 @@ def test_deploying_iam_without_credentials_is_a_clear_usage_error(deployments, m
         local.deploy(make_cfg("nocreds", api={"auth": "iam"}), store, build_zip(tmp / "zips"),
                      NullReporter())
     assert store.read_record("nocreds") is None
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_aws_sigv4_as_the_readme_shows_it(protected):
+    url = protected["url"]
+    base = ["curl", "-sS", "--aws-sigv4", "aws:amz:eu-west-1:execute-api",
+            "--user", f"{KEY}:{SECRET}", "-H", f"x-amz-security-token: {TOKEN}"]
+    posted = subprocess.run(
+        [*base, "-H", "content-type: application/json", "-d", BODY.decode(),
+         f"{url}/predict?a=b&debug=1"],  # curl 7.88 signs its query unsorted
+        capture_output=True, text=True, timeout=30,
+    )
+    assert json.loads(posted.stdout)["class_name"] == "setosa", posted.stderr
+    health = subprocess.run([*base, f"{url}/health"], capture_output=True, text=True, timeout=30)
+    assert json.loads(health.stdout)["status"] == "ok"
+    wrong = subprocess.run(
+        ["curl", "-sS", "--aws-sigv4", "aws:amz:eu-west-1:execute-api", "--user", f"{KEY}:nope",
+         "-H", f"x-amz-security-token: {TOKEN}", f"{url}/health"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert json.loads(wrong.stdout) == {"message": "Forbidden"}
