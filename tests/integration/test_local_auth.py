@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -227,3 +230,21 @@ def test_curl_aws_sigv4_as_the_readme_shows_it(protected):
         capture_output=True, text=True, timeout=30,
     )
     assert json.loads(wrong.stdout) == {"message": "Forbidden"}
+
+
+def test_the_readmes_boto3_snippet_gets_a_prediction(protected):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Calling a protected endpoint", 1)[1]
+    snippet = section.split("```python", 1)[1].split("```", 1)[0]
+    snippet = textwrap.dedent(snippet)
+    shown_url = "https://abc123.execute-api.eu-west-1.amazonaws.com/predict"
+    assert shown_url in snippet
+    snippet = snippet.replace(shown_url, protected["url"] + "/predict")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET, AWS_SESSION_TOKEN=TOKEN,
+               AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE="/nonexistent",
+               AWS_SHARED_CREDENTIALS_FILE="/nonexistent")
+    ran = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert "'class_name': 'setosa'" in ran.stdout

@@ -239,7 +239,7 @@ def verify(
             f"{amz_date} is {abs(skew):.0f} s from the server's clock (AWS allows {MAX_SKEW_S})"
         )
 
-    tokens = _header(headers, "x-amz-security-token")
+    tokens = [t for t in _header(headers, "x-amz-security-token") if t.strip()]  # "" = none
     if credentials.token is not None:
         if len(tokens) != 1 or not _same(tokens[0].strip(), credentials.token):
             return _reject("the session token is missing or is not the endpoint's")
