@@ -3,6 +3,8 @@ and what a 403 tells the user to do."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from mlops_cli.cli import _auth_line, _forbidden_hint
@@ -77,3 +79,27 @@ def test_a_403_says_what_to_do_for_each_kind_of_env():
     assert "api.auth: iam" in _forbidden_hint(cfg())
     assert "deploy --env e" in _forbidden_hint(cfg(api={"auth": "iam"}))
     assert "execute-api:Invoke" in _forbidden_hint(cfg(target="aws", api={"auth": "iam"}))
+
+
+def test_invoke_signs_for_execute_api_in_the_envs_region_with_the_session_token(monkeypatch):
+    from mlops_cli.targets.local import sigv4
+
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIASIGNTEST")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sign-secret")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "sign-token")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    signer = signer_for(cfg(target="aws", api={"auth": "iam"}, aws={"region": "eu-west-1"}))
+    assert signer is not None
+    url = "https://abc123.execute-api.eu-west-1.amazonaws.com/predict"
+    body = b'{"features": [5.1, 3.5, 1.4, 0.2]}'
+    headers = signer("POST", url, body, {"content-type": "application/json"})
+    assert "/eu-west-1/execute-api/aws4_request" in headers["Authorization"]
+    assert headers["X-Amz-Security-Token"] == "sign-token"
+    verdict = sigv4.verify(
+        method="POST", raw_path="/predict", raw_query="",
+        headers=[("Host", "abc123.execute-api.eu-west-1.amazonaws.com"), *headers.items()],
+        body=body, credentials=sigv4.Credentials("AKIASIGNTEST", "sign-secret", "sign-token"),
+        region="eu-west-1", now=time.time(),
+    )
+    assert verdict.ok
