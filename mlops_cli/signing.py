@@ -101,9 +101,10 @@ class Signer:
         return {"access_key": c.access_key, "secret_key": c.secret_key, "token": c.token}
 
 
-def signer_for(cfg: EnvConfig) -> Signer | None:
-    """None when the env's endpoint is public; else a signer bound to the chain's credentials."""
-    if cfg.settings.api.auth != "iam":
+def signer_for(cfg: EnvConfig, auth: str | None = None) -> Signer | None:
+    """None when the env's endpoint is public; else a signer bound to the chain's credentials.
+    `auth` overrides the config's mode (a running server keeps the mode it was deployed with)."""
+    if (auth or cfg.settings.api.auth) != "iam":
         return None
     session = _session(cfg)
     return Signer(chain_credentials(cfg, session), signing_region(cfg, session))

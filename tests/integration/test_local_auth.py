@@ -192,6 +192,8 @@ def test_switching_auth_off_makes_the_endpoint_public_again(deployments, monkeyp
     package = build_zip(tmp / "zips")
     guarded = local.deploy(make_cfg("toggle", api={"auth": "iam"}), store, package, NullReporter())
     assert forbidden(call(guarded["url"], "GET", "/health"))
+    # until redeployed the server keeps its mode, and status still signs its health check
+    assert local.status(make_cfg("toggle"), store)["up"] is True
     public = local.deploy(make_cfg("toggle"), store, package, NullReporter())
     assert public["changed"] is True and public["auth"] == "none"
     assert call(public["url"], "GET", "/health")[0] == 200

@@ -362,7 +362,7 @@ def _status_signer(cfg: EnvConfig, record: dict[str, Any]) -> Signer | None:
     if record.get("auth", "none") != "iam":
         return None
     try:
-        return signer_for(cfg)
+        return signer_for(cfg, "iam")
     except UsageError:
         return None
 
