@@ -217,20 +217,11 @@ def test_code_uri_makes_no_aws_call(package, tmp_path, monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["cloudformation", "sam"])
-def test_routes_with_iam_auth_are_exported_as_sigv4_only_and_lint_clean(
-    fmt, package, monkeypatch
-) -> None:
-    """When the desired state's routes carry AWS_IAM (api.auth: iam), so does the template."""
-    from mlops_cli.targets.aws.desired import DesiredState
+def test_api_auth_iam_is_exported_as_sigv4_only_routes_and_lint_clean(fmt, package) -> None:
+    """api.auth: iam puts AWS_IAM on deploy's routes (desired state), so on the template's."""
     from tests.aws.test_export_lint import lint
 
-    original = DesiredState.routes
-    monkeypatch.setattr(
-        DesiredState,
-        "routes",
-        lambda self: [{**r, "AuthorizationType": "AWS_IAM"} for r in original(self)],
-    )
-    template = build_template(make_cfg(), package, CODE, fmt)
+    template = build_template(make_cfg(api__auth="iam"), package, CODE, fmt)
 
     resources = template["Resources"]
     if fmt == "cloudformation":

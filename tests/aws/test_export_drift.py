@@ -42,6 +42,7 @@ CONFIGS = {
         lambda__reserved_concurrency=3,
         api__cors_origins=[],
     ),
+    "api.auth iam": lambda: make_cfg(api__auth="iam"),
 }
 
 
@@ -379,8 +380,9 @@ def comparable(transformed: dict[str, Any]) -> dict[str, Any]:
                 "RouteKey": f"{method.upper()} {path}",
                 "Target": {"Fn::Sub": "integrations/${Integration}"},
             }
-            if any("sigv4" in s for s in operation.get("security", [])):
-                route["AuthorizationType"] = "AWS_IAM"
+            # an operation without security is open: AuthorizationType NONE
+            signed = any("sigv4" in s for s in operation.get("security", []))
+            route["AuthorizationType"] = "AWS_IAM" if signed else "NONE"
             resources[f"Route{method}{path}"] = {
                 "Type": "AWS::ApiGatewayV2::Route", "Properties": route,
             }

@@ -76,6 +76,8 @@ class DesiredState:
     zip_sha256_hex: str | None = None
     use_s3: bool = False
     model_id: str | None = None
+    # api.auth: AWS_IAM = API Gateway serves only SigV4 requests allowed execute-api:Invoke
+    route_authorization: str = "NONE"
     extra: dict[str, Any] = field(default_factory=dict)
 
     # derived names -----------------------------------------------------------------------------
@@ -130,10 +132,9 @@ class DesiredState:
 
     def routes(self) -> list[dict[str, Any]]:
         """Each route's settings (CreateRoute's parameters but the API and the target)."""
-        # `route_authorization` (api.auth) is carried by the routes once the state has it.
-        auth = getattr(self, "route_authorization", None)
-        extra = {"AuthorizationType": auth} if auth else {}
-        return [{"RouteKey": key, **extra} for key in ROUTE_KEYS]
+        return [
+            {"RouteKey": key, "AuthorizationType": self.route_authorization} for key in ROUTE_KEYS
+        ]
 
     def stage(self) -> dict[str, Any]:
         """The `$default` stage: deployed on every change, throttled as the config says."""
@@ -266,6 +267,7 @@ def build_desired(
         zip_sha256_hex=package.sha256 if package else None,
         use_s3=package.needs_s3_upload if package else False,
         model_id=package.model_id if package else None,
+        route_authorization="AWS_IAM" if s.api.auth == "iam" else "NONE",
     )
 
 
