@@ -85,8 +85,9 @@ def rollback(
     if to_version is not None:
         if not to_version.isdigit() or int(to_version) not in numbers:
             raise UsageError(
-                f"{fn} has no published version {to_version!r}; versions: "
-                f"{', '.join(map(str, numbers)) or 'none'}"
+                f"{fn} has no published version {to_version!r}; versions kept: "
+                f"{', '.join(map(str, numbers)) or 'none'} (deploy keeps the newest "
+                f"lambda.keep_versions = {cfg.settings.lambda_.keep_versions})"
             )
         target = str(int(to_version))
     else:
@@ -94,6 +95,7 @@ def rollback(
         if not older:
             raise IrisError(f"{fn}: `{ALIAS}` is at version {current} and there is no earlier one")
         target = str(older[-1])
+    kept = _kept_versions(versions, cfg.settings.lambda_.keep_versions)
     if target == current:
         reporter.done(f"{fn}:{ALIAS} already at version {current}")
         return {
@@ -101,6 +103,7 @@ def rollback(
             "from": current,
             "to": target,
             "model_id": _model_of(versions, target),
+            **kept,
         }
     with aws_errors(f"move {fn}:{ALIAS} to version {target}", ctx):
         description = next((v.get("Description") for v in versions if v["Version"] == target), "")
@@ -113,7 +116,17 @@ def rollback(
     if record is not None:
         record.update(version=target, model_id=model_id)
         store.write_record(cfg.env, record)
-    return {"env": cfg.env, "from": current, "to": target, "model_id": model_id}
+    return {"env": cfg.env, "from": current, "to": target, "model_id": model_id, **kept}
+
+
+def _kept_versions(versions: list[dict[str, Any]], keep: int) -> dict[str, Any]:
+    """What rollback can move to: the published versions deploy's retention kept (newest first),
+    with the setting that bounds them, so a user sees why an old version is no longer there."""
+    listed = [
+        {"version": v["Version"], "model_id": model_id_from_description(v.get("Description"))}
+        for v in sorted(versions, key=lambda v: int(v["Version"]), reverse=True)
+    ]
+    return {"versions_kept": listed, "keep_versions": keep}
 
 
 def _model_of(versions: list[dict[str, Any]], version: str) -> str | None:

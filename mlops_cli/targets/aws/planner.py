@@ -260,7 +260,7 @@ def _plan_bucket(ctx: AwsContext, d: DesiredState, plan: Plan) -> dict[str, Any]
         create: dict[str, Any] = {"Bucket": bucket}
         if d.region != "us-east-1":
             create["CreateBucketConfiguration"] = {"LocationConstraint": d.region}
-        plan.add(PlannedCall("s3", "create_bucket", create, resource, "missing (zip over 50 MB)"))
+        plan.add(PlannedCall("s3", "create_bucket", create, resource, "missing (zip over 48 MiB)"))
         plan.add(
             PlannedCall(
                 "s3",
