@@ -14,6 +14,7 @@ from mlops_cli.errors import IrisError, UsageError
 from mlops_cli.targets.aws.deploy import invoke_version
 from mlops_cli.targets.aws.desired import ALIAS, build_desired, is_ours, model_id_from_description
 from mlops_cli.targets.aws.planner import find_apis, plan_deploy
+from mlops_cli.targets.aws.resources.function import published_versions
 from mlops_cli.targets.aws.session import AwsContext, aws_errors, connect, is_not_found
 
 LOG_POLL_SECONDS = 2.0
@@ -80,7 +81,7 @@ def rollback(
                     f"{fn} has no `{ALIAS}` alias: deploy env {cfg.env} first"
                 ) from None
             raise
-        versions = _published_versions(lam, fn)
+        versions = published_versions(lam, fn)
     numbers = sorted(int(v["Version"]) for v in versions)
     if to_version is not None:
         if not to_version.isdigit() or int(to_version) not in numbers:
@@ -134,13 +135,6 @@ def _model_of(versions: list[dict[str, Any]], version: str) -> str | None:
         if v["Version"] == version:
             return model_id_from_description(v.get("Description"))
     return None
-
-
-def _published_versions(lam: Any, fn: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for page in lam.get_paginator("list_versions_by_function").paginate(FunctionName=fn):
-        out.extend(v for v in page.get("Versions", []) if v.get("Version") != "$LATEST")
-    return out
 
 
 def _require_ours(ctx: AwsContext, cfg: EnvConfig) -> None:
