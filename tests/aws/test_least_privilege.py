@@ -55,6 +55,9 @@ def test_every_s3_call_but_create_and_list_buckets_names_the_expected_owner(
         if operation in {"CreateBucket", "ListBuckets"}:
             continue
         assert owner == ctx.account_id, operation
+    checked = [op for op, _ in s3_calls.seen if op not in {"CreateBucket", "ListBuckets"}]
+    print(f"\nS3 calls with ExpectedBucketOwner: {len(checked)} of {len(s3_calls.seen)} "
+          f"({len(set(checked))} operations) over two deploys")
 
 
 # 1 + issue 10 item 4: invoke permission per route, stale statements replaced in one run -------
@@ -247,7 +250,9 @@ def test_teardown_deletes_every_version_and_delete_marker_of_the_envs_objects(
     s3.delete_object(Bucket=_bucket(), Key=first["Key"])  # leaves a delete marker
     assert len(_versions("iris-mlops-dev/")[0]) == 2 and _versions("iris-mlops-dev/")[1]
 
+    before = sum(len(part) for part in _versions("iris-mlops-dev/"))
     teardown(dev, store, NullReporter(), ctx=ctx)
+    print(f"\nteardown deleted {before} object versions and delete markers of env dev")
 
     assert _versions("iris-mlops-dev/") == ([], [])
     assert len(_versions("iris-mlops-prod/")[0]) == 1  # the other env's package stays

@@ -100,7 +100,9 @@ def test_teardown_plan_only_lists_and_deletes_nothing(cfg, store, package, ctx, 
 
     result = teardown(cfg, store, NullReporter(), plan_only=True, ctx=ctx)
 
-    assert [p["resource"] for p in result["plan"]][:2] == ["lambda permission", "http api"]
+    assert [p["resource"] for p in result["plan"]][:3] == [
+        "lambda permission", "lambda permission", "http api"  # one statement per route
+    ]
     assert result["deleted"] == [] and calls.mutating == []
     assert len(_apis()) == 1
 
