@@ -23,6 +23,7 @@ from mlops_cli.artifacts import cache_dir, sha256_file
 from mlops_cli.errors import IrisError
 from mlops_cli.interpreters import Interpreter, current_interpreter, find_interpreter
 from mlops_cli.targets.local.process import record_server_alive, stop_group
+from mlops_cli.targets.local.ric import ensure_client
 from mlops_cli.targets.local.spec import SERVER_MODULE, ServerSpec
 from mlops_cli.targets.local.unpack import unpack
 
@@ -82,7 +83,12 @@ def resolve_python(cfg: EnvConfig, runtime: str, reporter: Reporter) -> Interpre
 
 
 def build_spec(
-    cfg: EnvConfig, package: PackageInfo, root: Path, python: Interpreter, port: int
+    cfg: EnvConfig,
+    package: PackageInfo,
+    root: Path,
+    python: Interpreter,
+    port: int,
+    runtime_client: Path,
 ) -> ServerSpec:
     s = cfg.settings
     return ServerSpec(
@@ -98,6 +104,8 @@ def build_spec(
         function_name=cfg.function_name,
         region=s.aws.region or "us-east-1",
         environment=dict(s.lambda_.environment),
+        runtime_client=str(runtime_client),
+        python_version=python.version,
     )
 
 
@@ -231,7 +239,8 @@ def deploy(
     """Serve `package` on 127.0.0.1 in the background; a no-op when it already is."""
     root = _prepare(package, reporter)
     python = resolve_python(cfg, package.runtime, reporter)
-    spec = build_spec(cfg, package, root, python, cfg.settings.local.port)
+    client = ensure_client(python.version, reporter)
+    spec = build_spec(cfg, package, root, python, cfg.settings.local.port, client)
 
     previous = store.read_record(cfg.env)
     old_alive = record_server_alive(previous) and (previous or {}).get("target") == TARGET
@@ -352,8 +361,9 @@ def serve(
 
     root = _prepare(package, reporter)
     python = resolve_python(cfg, package.runtime, reporter)
+    client = ensure_client(python.version, reporter)
     chosen = cfg.settings.local.port if port is None else port
-    spec = build_spec(cfg, package, root, python, chosen)
+    spec = build_spec(cfg, package, root, python, chosen, client)
     failure: list[str] = []
 
     def on_ready(message: dict[str, Any]) -> None:

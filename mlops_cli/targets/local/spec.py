@@ -35,6 +35,8 @@ class ServerSpec:
     access_log: bool = True
     max_body: int = MAX_BODY
     init_timeout_s: float = 25.0
+    runtime_client: str = ""  # the staged awslambdaric tree: LAMBDA_RUNTIME_DIR
+    python_version: str = ""  # the worker interpreter's X.Y
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -58,8 +60,8 @@ class ServerSpec:
         return f"arn:aws:lambda:{self.region}:{FAKE_ACCOUNT_ID}:function:{self.function_name}"
 
 
-def worker_environment(spec: ServerSpec, log_stream: str, bootstrap_dir: str) -> dict[str, str]:
-    """The environment Lambda gives a function, built from nothing.
+def worker_environment(spec: ServerSpec, log_stream: str, runtime_api: str) -> dict[str, str]:
+    """The environment Lambda gives a function, built from nothing (`runtime_api`: host:port).
 
     Nothing is inherited from the caller: its AWS credentials, profile or endpoint must never
     reach handler code, which on Lambda would only ever see its own execution role.
@@ -70,7 +72,8 @@ def worker_environment(spec: ServerSpec, log_stream: str, bootstrap_dir: str) ->
         "LANG": "C.UTF-8",
         "TZ": ":UTC",
         "LAMBDA_TASK_ROOT": spec.root,
-        "LAMBDA_RUNTIME_DIR": bootstrap_dir,
+        "LAMBDA_RUNTIME_DIR": spec.runtime_client,
+        "AWS_LAMBDA_RUNTIME_API": runtime_api,
         "_HANDLER": spec.handler,
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
         "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
