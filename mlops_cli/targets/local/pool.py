@@ -52,11 +52,12 @@ class LineLog:
         self._stream = stream
         self._lock = threading.Lock()
 
-    def write(self, line: str) -> None:
+    def write(self, *lines: str) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        text = "".join(f"{stamp}Z {line}\n" for line in lines)
         with self._lock:
             try:
-                self._stream.write(f"{stamp}Z {line}\n")
+                self._stream.write(text)
                 self._stream.flush()
             except (OSError, ValueError):
                 pass  # a closed or full log must never fail a request
@@ -99,6 +100,8 @@ class Worker:
         self.init_ms: float | None = None
         self.dead = False
         self.retired = False
+        self._peak, self._peak_read = 0, 0.0
+        self._reported = False
         self.api = RuntimeApi(spec.function_arn, self)
         day = time.strftime("%Y/%m/%d", time.gmtime())
         stream = f"{day}/[$LATEST]{os.urandom(16).hex()}"
@@ -134,9 +137,9 @@ class Worker:
             f"REPORT RequestId: {rid}\tDuration: {invocation.duration_ms:.2f} ms\t"
             f"Billed Duration: {max(1, math.ceil(invocation.duration_ms))} ms\t"
             f"Memory Size: {self.pool.spec.memory_mb} MB\t"
-            f"Max Memory Used: {max_memory_mb(self.pid)} MB"
+            f"Max Memory Used: {self._peak_mb()} MB"
         )
-        if self.init_ms is not None and not getattr(self, "_reported", False):
+        if self.init_ms is not None and not self._reported:
             self._reported = True
             line += f"\tInit Duration: {self.init_ms:.2f} ms"
         if status:
@@ -145,8 +148,16 @@ class Worker:
         if isinstance(error, dict) and str(error.get("errorType")).startswith("Function."):
             # an error of the platform's, not the runtime's: Lambda logs it itself
             self.pool.log.write(f"[ERROR] {error['errorType']}: {error.get('errorMessage')}")
-        self.pool.log.write(f"END RequestId: {rid}")
-        self.pool.log.write(line)
+        self.pool.log.write(f"END RequestId: {rid}", line)
+
+    def _peak_mb(self) -> int:
+        """VmHWM, re-read at most every 0.2 s: the kernel formats all of /proc/PID/status for
+        it, which would otherwise be a large share of the server's per-request work."""
+        now = time.monotonic()
+        if now - self._peak_read > 0.2:
+            self._peak_read = now
+            self._peak = max(self._peak, max_memory_mb(self.pid))
+        return self._peak
 
     def init_failed(self, info: dict[str, Any]) -> None:
         self.init_error = info
