@@ -5,7 +5,7 @@ never prints an AWS secret.
 
 Already covered elsewhere (not repeated): the pure policy document (tests/aws/test_desired.py),
 unsafe zip entries at the unpacker level (tests/unit/test_local_unpack.py), the probe server's
-listening address and 502 without stack trace (tests/integration/test_local_target.py), the
+listening address and bare 500 without stack trace (tests/integration/test_local_target.py), the
 handler's own log line (tests/unit/test_runtime_handler.py).
 """
 
