@@ -266,6 +266,11 @@ class WorkerPool:
             f"pids {', '.join(str(w.pid) for w in workers)}"
         )
 
+    def init_durations_ms(self) -> list[float]:
+        """Each live worker's cold start, spawn to first `/next` (its REPORT's Init Duration)."""
+        with self._lock:
+            return [w.init_ms for w in self._all if w.init_ms is not None]
+
     def pids(self) -> list[int]:
         with self._lock:
             return sorted(w.pid for w in self._all)
