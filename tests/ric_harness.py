@@ -50,6 +50,7 @@ class _Api(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # head and body go out as separate writes
     server: _Api
 
     def log_message(self, format: str, *args: Any) -> None:
