@@ -346,15 +346,21 @@ class WorkerPool:
         invocation = Invocation(
             request_id, payload, int(time.time() * 1000 + timeout * 1000), new_trace_id()
         )
-        worker.api.deliver(invocation)
-        if timeout > GATEWAY_TIMEOUT_S and not invocation.done.wait(GATEWAY_TIMEOUT_S):
-            # API Gateway gives up; Lambda lets the function run to its own timeout.
-            threading.Thread(
-                target=self._settle, args=(worker, invocation, timeout - GATEWAY_TIMEOUT_S),
-                daemon=True, name="iris-settle",
-            ).start()
-            return Outcome("gateway_timeout", GATEWAY_TIMEOUT_S)
-        return self._settle(worker, invocation, timeout)
+        budget = min(timeout, GATEWAY_TIMEOUT_S)
+        worker.api.run(invocation, time.monotonic() + budget)  # on this thread: no handoff
+        if not invocation.done.is_set():
+            if worker.dead or worker.proc.poll() is not None or not worker.api.connected():
+                # the worker closed its socket: its process watcher settles it as a crash
+                if not invocation.done.wait(5.0) and invocation.complete("died", None):
+                    self._retire(worker, "lost its Runtime API connection")
+            elif timeout > GATEWAY_TIMEOUT_S:
+                # API Gateway gives up; Lambda lets the function run to its own timeout.
+                threading.Thread(
+                    target=self._settle, args=(worker, invocation, timeout - budget),
+                    daemon=True, name="iris-settle",
+                ).start()
+                return Outcome("gateway_timeout", GATEWAY_TIMEOUT_S)
+        return self._settle(worker, invocation, 0.0)
 
     def _settle(self, worker: Worker, invocation: Invocation, wait_s: float) -> Outcome:
         if not invocation.done.wait(wait_s) and invocation.complete("timeout"):

@@ -9,7 +9,12 @@ What the worker's `awslambdaric` calls, as Lambda serves it (API version 2018-06
 What holds:
 - One listening socket per worker, so the server always knows which environment is calling
   (as each Lambda sandbox has its own Runtime API) and hands it one invocation at a time.
-- `/next` blocks until the pool delivers an invocation, or the worker is being retired.
+- A `/next` is parked, not served by a waiting thread: the front thread that takes the worker
+  answers it with the event and reads the worker's `/response` on the same connection itself,
+  so a request crosses no thread boundary (each crossing costs a GIL handoff and was most of
+  the server's per-request CPU). Any other time a connection is read by its own thread.
+- Every wait on a worker's socket has a deadline; a worker that stays silent past it is the
+  caller's timeout, one that closes its socket is the caller's crash.
 - Every invocation is completed exactly once (`Invocation.complete`): by the worker's answer,
   or by the pool (timeout, death), whichever comes first; the loser's answer is dropped.
 - A response over the limit is refused with 413 as Lambda refuses it, and the invocation fails
@@ -23,8 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import queue
+import random
+import select
 import socket
 import threading
 import time
@@ -86,18 +91,75 @@ class Sandbox(Protocol):
     def init_failed(self, info: dict[str, Any]) -> None: ...
 
 
+_SERVED, _PARKED, _CLOSE = "served", "parked", "close"
+
+
 class _BadRequest(Exception):
     pass
+
+
+class _Conn:
+    """A socket with its own read buffer and a deadline on every read (no makefile: a timed-out
+    socket file cannot be read again, and a parked connection changes threads)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+        self._poll = select.poll()
+        self._poll.register(sock, select.POLLIN)
+
+    def _fill(self, deadline: float | None) -> None:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._poll.poll(max(1, int(remaining * 1000))):
+                raise TimeoutError
+        chunk = self.sock.recv(1 << 16)
+        if not chunk:
+            raise EOFError
+        self.buf += chunk
+
+    def line(self, deadline: float | None) -> bytes:
+        while True:
+            end = self.buf.find(b"\n")
+            if end >= 0:
+                out = bytes(self.buf[: end + 1])
+                del self.buf[: end + 1]
+                return out
+            if len(self.buf) > _MAX_LINE:
+                raise _BadRequest("line too long")
+            self._fill(deadline)
+
+    def exact(self, size: int, deadline: float | None, keep: bool = True) -> bytes:
+        """`size` bytes (dropped as they come when `keep` is False: an over-limit body)."""
+        out = bytearray()
+        while size > 0:
+            if not self.buf:
+                self._fill(deadline)
+            take = self.buf[:size]
+            del self.buf[:size]
+            size -= len(take)
+            if keep:
+                out += take
+        return bytes(out)
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self.sock.close()
 
 
 class RuntimeApi:
     def __init__(self, function_arn: str, sandbox: Sandbox) -> None:
         self.function_arn = function_arn
         self.sandbox = sandbox
-        self._inbox: queue.SimpleQueue[Invocation | None] = queue.SimpleQueue()
         self.current: Invocation | None = None
+        self._parked: _Conn | None = None
         self._closed = False
-        self._conns: set[socket.socket] = set()
+        self._conns: set[_Conn] = set()
         self._lock = threading.Lock()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.bind(("127.0.0.1", 0))
@@ -106,99 +168,12 @@ class RuntimeApi:
         threading.Thread(target=self._accept, daemon=True, name="runtime-api").start()
 
     # the pool's side ---------------------------------------------------------------------------
-    def deliver(self, invocation: Invocation) -> None:
-        self._inbox.put(invocation)
-
-    def close(self) -> None:
-        """Retire: wake a blocked `/next`, stop listening, drop connections."""
-        with self._lock:
-            self._closed = True
-            conns = list(self._conns)
-        self._inbox.put(None)
-        with contextlib.suppress(OSError):
-            self._listener.close()
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-    # serving ----------------------------------------------------------------------------------
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return  # closed
-            with self._lock:
-                if self._closed:
-                    conn.close()
-                    return
-                self._conns.add(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True,
-                             name="runtime-api-conn").start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        rfile = conn.makefile("rb")
-        try:
-            while not self._closed:
-                try:
-                    request = _read_request(rfile, conn)
-                except _BadRequest as exc:
-                    _send(conn, 400, {"errorMessage": str(exc), "errorType": "BadRequest"},
-                          close=True)
-                    return
-                if request is None:
-                    return
-                if not self._dispatch(conn, *request):
-                    return
-        except OSError:
-            return  # the worker went away; its process watcher settles the invocation
-        finally:
-            with self._lock:
-                self._conns.discard(conn)
-            with contextlib.suppress(OSError):
-                rfile.close()
-                conn.close()
-
-    def _dispatch(self, conn: socket.socket, method: str, path: str,
-                  headers: dict[str, str], body: bytes | None) -> bool:
-        """Answer one request; False closes the connection."""
-        if method == "GET" and path == PREFIX + "/invocation/next":
-            return self._next(conn)
-        if method == "POST" and path == PREFIX + "/init/error":
-            self.sandbox.init_failed(_error_info(body or b"", headers))
-            _send(conn, 202, {"status": "OK"})
-            return True
-        parts = path[len(PREFIX):].split("/") if path.startswith(PREFIX + "/invocation/") else []
-        if method == "POST" and len(parts) == 4 and parts[3] in ("response", "error"):
-            invocation = self.current
-            if invocation is None or invocation.request_id != parts[2]:
-                _send(conn, 400, {"errorMessage": "Invalid request ID",
-                                  "errorType": "InvalidRequestID"})
-                return True
-            self.current = None
-            if parts[3] == "error":
-                finished = invocation.complete("error", _error_info(body or b"", headers))
-            elif body is None:
-                finished = invocation.complete("error", dict(RESPONSE_TOO_LARGE))
-                _send(conn, 413, _TOO_LARGE)
-                if finished:
-                    self.sandbox.invocation_finished(invocation)
-                return True
-            else:
-                finished = invocation.complete("result", body)
-            if finished:
-                self.sandbox.invocation_finished(invocation)
-            _send(conn, 202, {"status": "OK"})
-            return True
-        _send(conn, 404, {"errorMessage": f"no route {method} {path}", "errorType": "NotFound"})
-        return True
-
-    def _next(self, conn: socket.socket) -> bool:
-        self.sandbox.next_requested()
-        invocation = self._inbox.get()
-        if invocation is None:
-            return False
+    def run(self, invocation: Invocation, deadline: float) -> None:
+        """Answer the parked `/next` with `invocation` and serve the worker until it posts the
+        outcome, closes, or `deadline` passes (the invocation is then left incomplete)."""
+        conn, self._parked = self._parked, None
+        if conn is None:
+            return  # the worker is gone; its process watcher settles the invocation
         invocation.started = time.perf_counter()
         self.current = invocation
         self.sandbox.invocation_started(invocation)
@@ -211,12 +186,141 @@ class RuntimeApi:
             f"Lambda-Runtime-Trace-Id: {invocation.trace_id}\r\n"
             f"Content-Length: {len(invocation.payload)}\r\n\r\n"
         ).encode("ascii")
-        conn.sendall(head + invocation.payload)
-        return True
+        try:
+            conn.send(head + invocation.payload)
+            self.resume(conn, invocation, deadline)
+        except (OSError, EOFError):
+            self._drop(conn)
+
+    def resume(self, conn: _Conn, invocation: Invocation, deadline: float) -> None:
+        """Serve `conn` until the invocation completes (then re-park it) or the deadline."""
+        try:
+            while not invocation.done.is_set():
+                if self._serve_one(conn, deadline) == _CLOSE:
+                    self._drop(conn)
+                    return
+            # The worker's next /next follows its /response within microseconds: wait for it
+            # here briefly rather than wake another thread; a slow one gets a thread of its own.
+            state = self._serve_one(conn, time.monotonic() + 0.2)
+        except TimeoutError:
+            self._handoff(conn)
+            return
+        except (OSError, EOFError):
+            self._drop(conn)
+            return
+        if state == _CLOSE:
+            self._drop(conn)
+        elif state == _SERVED:
+            self._handoff(conn)
+        # _PARKED: the connection now belongs to whoever takes the worker; never touch it here
+
+    def connected(self) -> bool:
+        """Whether the worker still holds a connection to this Runtime API."""
+        with self._lock:
+            return bool(self._conns)
+
+    def close(self) -> None:
+        """Retire: stop listening, drop every connection (a parked `/next` included)."""
+        with self._lock:
+            self._closed = True
+            conns = list(self._conns)
+            self._parked = None
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        for conn in conns:
+            conn.close()
+
+    # serving ----------------------------------------------------------------------------------
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = _Conn(sock)
+            with self._lock:
+                if self._closed:
+                    conn.close()
+                    return
+                self._conns.add(conn)
+            self._handoff(conn)
+
+    def _handoff(self, conn: _Conn) -> None:
+        """Let a thread of its own read `conn` until it parks a `/next` or closes."""
+        threading.Thread(target=self._serve_background, args=(conn,), daemon=True,
+                         name="runtime-api-conn").start()
+
+    def _serve_background(self, conn: _Conn) -> None:
+        try:
+            while not self._closed:
+                state = self._serve_one(conn, None)
+                if state == _PARKED:
+                    return
+                if state == _CLOSE:
+                    break
+        except (OSError, EOFError, TimeoutError):
+            pass
+        self._drop(conn)
+
+    def _drop(self, conn: _Conn) -> None:
+        with self._lock:
+            self._conns.discard(conn)
+            if self._parked is conn:
+                self._parked = None
+        conn.close()
+
+    def _serve_one(self, conn: _Conn, deadline: float | None) -> str:
+        """Read and answer one request: _SERVED, _PARKED (a `/next`, now waiting for an
+        invocation: the caller lets go of `conn`) or _CLOSE."""
+        try:
+            method, path, headers, body = _read_request(conn, deadline)
+        except _BadRequest as exc:
+            _send(conn, 400, {"errorMessage": str(exc), "errorType": "BadRequest"}, close=True)
+            return _CLOSE
+        if method == "GET" and path == PREFIX + "/invocation/next":
+            with self._lock:
+                if self._closed:
+                    return _CLOSE
+                self._parked = conn
+            self.sandbox.next_requested()
+            return _PARKED
+        if method == "POST" and path == PREFIX + "/init/error":
+            self.sandbox.init_failed(_error_info(body or b"", headers))
+            conn.send(_ACCEPTED)
+            return _SERVED
+        parts = path[len(PREFIX):].split("/") if path.startswith(PREFIX + "/invocation/") else []
+        if method == "POST" and len(parts) == 4 and parts[3] in ("response", "error"):
+            self._outcome(conn, parts[2], parts[3], headers, body)
+            return _SERVED
+        _send(conn, 404, {"errorMessage": f"no route {method} {path}", "errorType": "NotFound"})
+        return _SERVED
+
+    def _outcome(self, conn: _Conn, request_id: str, kind: str, headers: dict[str, str],
+                 body: bytes | None) -> None:
+        invocation = self.current
+        if invocation is None or invocation.request_id != request_id:
+            _send(conn, 400, {"errorMessage": "Invalid request ID",
+                              "errorType": "InvalidRequestID"})
+            return
+        self.current = None
+        if kind == "error":
+            finished = invocation.complete("error", _error_info(body or b"", headers))
+            reply = _ACCEPTED
+        elif body is None:
+            finished = invocation.complete("error", dict(RESPONSE_TOO_LARGE))
+            reply = _TOO_LARGE_REPLY
+        else:
+            finished = invocation.complete("result", body)
+            reply = _ACCEPTED
+        if finished:
+            self.sandbox.invocation_finished(invocation)
+        conn.send(reply)
 
 
 def new_trace_id() -> str:
-    return f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Sampled=0"
+    """An X-Ray-shaped trace id (not a secret: a PRNG is enough, and far cheaper than urandom)."""
+    return f"Root=1-{int(time.time()):08x}-{random.getrandbits(96):024x};Sampled=0"
 
 
 def _error_info(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
@@ -235,23 +339,17 @@ def _error_info(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
 
 
 def _read_request(
-    rfile: Any, conn: socket.socket
-) -> tuple[str, str, dict[str, str], bytes | None] | None:
-    """(method, path, headers, body) or None at end of input; body None = over the limit."""
-    line = rfile.readline(_MAX_LINE + 1)
-    if not line:
-        return None
-    if len(line) > _MAX_LINE or not line.endswith(b"\n"):
-        raise _BadRequest("request line too long")
+    conn: _Conn, deadline: float | None
+) -> tuple[str, str, dict[str, str], bytes | None]:
+    """(method, path, headers, body); body None = over the response limit (read and dropped)."""
+    line = conn.line(deadline)
     parts = line.decode("latin-1").split()
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
         raise _BadRequest("malformed request line")
     method, target, _ = parts
     headers: dict[str, str] = {}
     while True:
-        raw = rfile.readline(_MAX_LINE + 1)
-        if not raw or len(raw) > _MAX_LINE:
-            raise _BadRequest("malformed headers")
+        raw = conn.line(deadline)
         if raw in (b"\r\n", b"\n"):
             break
         name, sep, value = raw.decode("latin-1").partition(":")
@@ -259,40 +357,26 @@ def _read_request(
             raise _BadRequest("malformed headers")
         headers[name.strip().lower()] = value.strip()
     if headers.get("expect", "").lower() == "100-continue":
-        conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        conn.send(b"HTTP/1.1 100 Continue\r\n\r\n")
     if headers.get("transfer-encoding", "").lower() == "chunked":
-        body = _read_chunked(rfile)
+        body = _read_chunked(conn, deadline)
     else:
         length = headers.get("content-length", "0")
         if not length.isdigit():
             raise _BadRequest("invalid Content-Length")
         size = int(length)
-        if size > MAX_RESPONSE:
-            if not _drain(rfile, size):
-                return None
-            body = None
-        else:
-            body = rfile.read(size) if size else b""
-            if len(body) < size:
-                return None
+        keep = size <= MAX_RESPONSE
+        body = conn.exact(size, deadline, keep) if keep else None
+        if not keep:
+            conn.exact(size, deadline, keep=False)
     return method, target.split("?", 1)[0], headers, body
 
 
-def _drain(rfile: Any, size: int) -> bool:
-    """Read and drop `size` bytes (an over-limit body): the connection stays usable."""
-    while size > 0:
-        chunk = rfile.read(min(size, 1 << 16))
-        if not chunk:
-            return False
-        size -= len(chunk)
-    return True
-
-
-def _read_chunked(rfile: Any) -> bytes | None:
+def _read_chunked(conn: _Conn, deadline: float | None) -> bytes | None:
     chunks: list[bytes] = []
     total = 0
     while True:
-        line = rfile.readline(_MAX_LINE)
+        line = conn.line(deadline)
         try:
             size = int(line.split(b";", 1)[0].strip(), 16)
         except ValueError:
@@ -300,24 +384,31 @@ def _read_chunked(rfile: Any) -> bytes | None:
         if size < 0:
             raise _BadRequest("malformed chunked body")
         if size == 0:
-            while rfile.readline(_MAX_LINE) not in (b"\r\n", b"\n", b""):
+            while conn.line(deadline) not in (b"\r\n", b"\n"):
                 pass
             return b"".join(chunks) if total <= MAX_RESPONSE else None
         total += size
-        if total > MAX_RESPONSE:
-            chunks.clear()
-            if not _drain(rfile, size):
-                raise _BadRequest("truncated chunked body")
+        keep = total <= MAX_RESPONSE
+        data = conn.exact(size, deadline, keep)
+        if keep:
+            chunks.append(data)
         else:
-            chunks.append(rfile.read(size))
-        rfile.readline(8)
+            chunks.clear()
+        conn.line(deadline)
 
 
-def _send(conn: socket.socket, status: int, payload: dict[str, Any], close: bool = False) -> None:
+def _reply(status: int, payload: dict[str, Any], close: bool = False) -> bytes:
     body = json.dumps(payload).encode()
-    phrase = {200: "OK", 202: "Accepted", 400: "Bad Request", 403: "Forbidden",
-              404: "Not Found", 413: "Payload Too Large"}.get(status, "Error")
+    phrase = {200: "OK", 202: "Accepted", 400: "Bad Request", 404: "Not Found",
+              413: "Payload Too Large"}.get(status, "Error")
     connection = "Connection: close\r\n" if close else ""
-    head = (f"HTTP/1.1 {status} {phrase}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n{connection}\r\n").encode("ascii")
-    conn.sendall(head + body)
+    return (f"HTTP/1.1 {status} {phrase}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{connection}\r\n").encode("ascii") + body
+
+
+def _send(conn: _Conn, status: int, payload: dict[str, Any], close: bool = False) -> None:
+    conn.send(_reply(status, payload, close))
+
+
+_ACCEPTED = _reply(202, {"status": "OK"})
+_TOO_LARGE_REPLY = _reply(413, _TOO_LARGE)
