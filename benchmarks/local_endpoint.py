@@ -124,7 +124,7 @@ def _cold_start_rows(ws: Workspace, cfg: Any, info: Any) -> list[Row]:
     record = ws.store.read_record(cfg.env) or {}
     python = resolve_python(cfg, info.runtime, ws.reporter())
     client = ensure_client(python.version, ws.reporter())
-    spec = build_spec(cfg, info, Path(record["root"]), python, 0, client)
+    spec = build_spec(cfg, info, Path(record["root"]), python, 0, runtime_client=client)
     try:
         return rows(spec, 3 if ws.smoke else 20)
     except Unavailable as exc:
