@@ -231,6 +231,16 @@ def package(
         print_json(data) if as_json else render.package_report(data)
 
 
+def _check_lambda_limits(cfg: EnvConfig, reporter: Reporter) -> None:
+    """aws envs: Lambda's fixed limits, before anything is built or called (exit 2 otherwise)."""
+    if cfg.settings.target != "aws":
+        return
+    from mlops_cli.targets.aws.limits import require_within_limits
+
+    for warning in require_within_limits(cfg).warnings:
+        reporter.warn(warning)
+
+
 def _ensure_package(cfg: EnvConfig, model: str | None, flavor: str | None, reporter: Reporter):
     from mlops_cli.packaging.build import build_package
 
@@ -274,6 +284,7 @@ def deploy(
         if plan and cfg.settings.target != "aws":
             raise UsageError("--plan applies to aws envs; a local deploy changes nothing "
                              "outside this machine")
+        _check_lambda_limits(cfg, reporter)
         info = _ensure_package(cfg, model, flavor, reporter)
         with STATE.store.lock(cfg.env):
             if cfg.settings.target == "aws":
@@ -559,6 +570,14 @@ def rollback(
             print_json(result)
         else:
             out.print(f"live moved from version {result.get('from')} to {result.get('to')}")
+            kept = ", ".join(
+                f"{v['version']} ({v.get('model_id') or 'model unknown'})"
+                + (" <- live" if v["version"] == result.get("to") else "")
+                for v in result.get("versions_kept", [])
+            )
+            if kept:
+                out.print(f"versions kept (lambda.keep_versions = {result.get('keep_versions')}): "
+                          f"{kept}")
 
 
 # --------------------------------------------------------------------------- serve / up
@@ -596,6 +615,7 @@ def up(
 
         reporter = Reporter(quiet=as_json)
         cfg = _cfg(env, _aws(profile, region))
+        _check_lambda_limits(cfg, reporter)
         store = STATE.store
         summary: dict[str, Any] = {"env": cfg.env}
         if store.latest_model_id() is None:

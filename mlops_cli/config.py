@@ -83,6 +83,9 @@ class LambdaSettings(_Section):
     reserved_concurrency: int | None = Field(default=None, ge=0, le=1000)
     log_retention_days: int = 14
     environment: dict[str, str] = Field(default_factory=dict)
+    # Published versions kept after a deploy (the ones `live` points or routes to always are):
+    # Lambda's code storage is 75 GB per region and a sklearn-flavor version is ~60 MB.
+    keep_versions: int = Field(default=5, ge=1, le=100)
 
     @field_validator("log_retention_days")
     @classmethod
@@ -142,8 +145,8 @@ class Settings(_Section):
         for key in value:
             if key.startswith("iris-mlops:"):
                 raise ValueError(f"tag {key!r} is reserved: iris-mlops sets it itself")
-            if not 1 <= len(key) <= 128:
-                raise ValueError(f"tag key {key!r} must be 1 to 128 characters")
+            if not key:
+                raise ValueError("tag keys cannot be empty")
         return value
 
 

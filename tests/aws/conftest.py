@@ -45,7 +45,13 @@ def fake_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def aws() -> Iterator[None]:
     from moto import mock_aws
 
-    with mock_aws(config={"lambda": {"use_docker": False}}):
+    from tests.aws.realities import lambda_version_numbers_never_reused, s3_requests_over_tls
+
+    with (
+        mock_aws(config={"lambda": {"use_docker": False}}),
+        s3_requests_over_tls(),
+        lambda_version_numbers_never_reused(),
+    ):
         yield
 
 

@@ -79,11 +79,14 @@ def test_first_deploy_creates_every_resource_tagged_and_wired(cfg, store, packag
     assert stage["DefaultRouteSettings"]["ThrottlingBurstLimit"] == 100
 
     perm = json.loads(lam.get_policy(FunctionName=FN, Qualifier="live")["Policy"])
-    (stmt,) = perm["Statement"]
-    assert stmt["Sid"] == "iris-mlops-apigw"
-    assert stmt["Condition"]["ArnLike"]["AWS:SourceArn"] == (
-        f"arn:aws:execute-api:{REGION}:123456789012:{api_id}/*/*/*"
-    )
+    assert {s["Sid"]: s["Condition"]["ArnLike"]["AWS:SourceArn"] for s in perm["Statement"]} == {
+        "iris-mlops-apigw-post-predict": (
+            f"arn:aws:execute-api:{REGION}:123456789012:{api_id}/*/POST/predict"
+        ),
+        "iris-mlops-apigw-get-health": (
+            f"arn:aws:execute-api:{REGION}:123456789012:{api_id}/*/GET/health"
+        ),
+    }
     assert store.read_record("dev")["url"] == result["url"]
     print(
         f"\nfirst deploy: {len(calls.mutating)} mutating + {len(calls.read_only)} read-only calls"

@@ -33,9 +33,24 @@ def test_names_tags_and_arns_come_from_the_config():
     assert d.function_name == d.role_name == d.api_name == "iris-mlops-prod"
     assert d.tags == {"team": "ml", "iris-mlops:project": "iris-mlops", "iris-mlops:env": "prod"}
     assert d.alias_arn == f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:iris-mlops-prod:live"
-    assert d.source_arn("abc123") == f"arn:aws:execute-api:eu-west-1:{ACCOUNT}:abc123/*/*/*"
+    assert d.route_source_arn("abc123", "POST /predict") == (
+        f"arn:aws:execute-api:eu-west-1:{ACCOUNT}:abc123/*/POST/predict"
+    )
+    assert d.bucket_name == f"iris-mlops-artifacts-{ACCOUNT}-eu-west-1"
     assert d.url("abc123") == "https://abc123.execute-api.eu-west-1.amazonaws.com"
     assert d.log_group == "/aws/lambda/iris-mlops-prod"
+
+
+def test_bucket_name_holds_the_project_and_stays_a_valid_s3_name():
+    from mlops_cli.targets.aws.desired import artifact_bucket_name
+
+    assert artifact_bucket_name("churn", ACCOUNT, "eu-west-1") == (
+        f"churn-artifacts-{ACCOUNT}-eu-west-1"
+    )
+    long_a = artifact_bucket_name("a" * 31, ACCOUNT, "ap-southeast-2")
+    long_b = artifact_bucket_name("a" * 30 + "b", ACCOUNT, "ap-southeast-2")
+    assert len(long_a) <= 63 and len(long_b) <= 63 and long_a != long_b
+    assert long_a.endswith(f"-artifacts-{ACCOUNT}-ap-southeast-2") and "--" not in long_a
 
 
 def test_custom_function_name_renames_every_resource():

@@ -15,6 +15,7 @@ from mlops_cli.packaging.result import PackageInfo
 from mlops_cli.targets.aws import smoke
 from mlops_cli.targets.aws.desired import ALIAS, DesiredState, build_desired
 from mlops_cli.targets.aws.executor import Executor
+from mlops_cli.targets.aws.limits import require_within_limits
 from mlops_cli.targets.aws.planner import plan_deploy
 from mlops_cli.targets.aws.session import AwsContext, aws_errors, connect
 
@@ -35,6 +36,7 @@ def deploy(
 ) -> dict[str, Any]:
     """Converge env `cfg.env` on AWS to the config + package. `ctx`, `sleep` and `invoker` are
     seams for tests (moto does not run Lambda code, so the smoke test invoke is injectable)."""
+    require_within_limits(cfg)  # before any AWS call (the CLI checks before building too)
     ctx = ctx or connect(cfg)
     if not package.path.is_file():
         raise IrisError(

@@ -8,6 +8,7 @@ drift (drift that is not real would make every deploy mutate something).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,12 +16,12 @@ from urllib.parse import unquote
 
 from mlops_cli.config import EnvConfig
 from mlops_cli.packaging.result import PackageInfo
+from mlops_cli.targets.aws.least_privilege import route_source_arn, wanted_statements
 
 TAG_PROJECT = "iris-mlops:project"
 TAG_ENV = "iris-mlops:env"
 ALIAS = "live"
 STAGE = "$default"
-PERMISSION_SID = "iris-mlops-apigw"
 INLINE_POLICY_NAME = "iris-mlops-logs"
 ROUTE_KEYS = ("POST /predict", "GET /health")
 CORS_METHODS = ("GET", "OPTIONS", "POST")
@@ -79,6 +80,8 @@ class DesiredState:
     # api.auth: AWS_IAM = API Gateway serves only SigV4 requests allowed execute-api:Invoke
     route_authorization: str = "NONE"
     extra: dict[str, Any] = field(default_factory=dict)
+    partition: str = "aws"  # "aws-cn", "aws-us-gov"...: every ARN is built with it
+    keep_versions: int = 5  # published versions kept (lambda.keep_versions)
 
     # derived names -----------------------------------------------------------------------------
     @property
@@ -103,7 +106,7 @@ class DesiredState:
 
     @property
     def bucket_name(self) -> str:
-        return artifact_bucket_name(self.account_id, self.region)
+        return artifact_bucket_name(self.project, self.account_id, self.region)
 
     @property
     def s3_key(self) -> str:
@@ -144,9 +147,9 @@ class DesiredState:
             "DefaultRouteSettings": self.stage_route_settings(),
         }
 
-    def source_arn(self, api_id: str) -> str:
-        """The permission's SourceArn: any stage/method/path of exactly this API."""
-        return f"arn:aws:execute-api:{self.region}:{self.account_id}:{api_id}/*/*/*"
+    def route_source_arn(self, api_id: str, route_key: str) -> str:
+        """A permission's SourceArn: exactly this API's route (any stage), in our partition."""
+        return route_source_arn(self.partition, self.region, self.account_id, api_id, route_key)
 
     def url(self, api_id: str) -> str:
         return f"https://{api_id}.execute-api.{self.region}.amazonaws.com"
@@ -167,31 +170,26 @@ class DesiredState:
         }
 
     def permission_params(self, api_id: str) -> list[dict[str, Any]]:
-        """AddPermission's parameters for each statement API Gateway needs to invoke `live`."""
+        """AddPermission's parameters for each statement API Gateway needs to invoke `live`:
+        one per route (export renders these; deploy's permission module plans the same ones)."""
         return [
-            {
-                "FunctionName": self.function_name,
-                "Qualifier": ALIAS,
-                "StatementId": PERMISSION_SID,
-                "Action": "lambda:InvokeFunction",
-                "Principal": "apigateway.amazonaws.com",
-                "SourceArn": self.source_arn(api_id),
-            }
+            w.add_permission_params(self.function_name, ALIAS)
+            for w in wanted_statements(
+                ROUTE_KEYS, self.partition, self.region, self.account_id, api_id
+            )
         ]
 
-    def permission_statement(self, api_id: str) -> dict[str, Any]:
-        return {
-            "Sid": PERMISSION_SID,
-            "Effect": "Allow",
-            "Action": "lambda:InvokeFunction",
-            "Principal": {"Service": "apigateway.amazonaws.com"},
-            "Resource": self.alias_arn,
-            "Condition": {"ArnLike": {"AWS:SourceArn": self.source_arn(api_id)}},
-        }
 
-
-def artifact_bucket_name(account_id: str, region: str) -> str:
-    return f"iris-mlops-artifacts-{account_id}-{region}"
+def artifact_bucket_name(project: str, account_id: str, region: str) -> str:
+    """`<project>-artifacts-<account>-<region>`: one bucket per project, shared by its envs, so a
+    second project in the same account and region gets its own (S3 names are global and at most
+    63 characters: a project too long for that is shortened and made unique with a hash)."""
+    suffix = f"-artifacts-{account_id}-{region}"
+    if len(project) + len(suffix) <= 63:
+        return project + suffix
+    digest = hashlib.sha256(project.encode("utf-8")).hexdigest()[:6]
+    head = project[: 63 - len(suffix) - len(digest) - 1].rstrip("-")
+    return f"{head}-{digest}{suffix}"
 
 
 def our_tags(cfg: EnvConfig) -> dict[str, str]:
@@ -267,6 +265,7 @@ def build_desired(
         zip_sha256_hex=package.sha256 if package else None,
         use_s3=package.needs_s3_upload if package else False,
         model_id=package.model_id if package else None,
+        keep_versions=s.lambda_.keep_versions,
         route_authorization="AWS_IAM" if s.api.auth == "iam" else "NONE",
     )
 

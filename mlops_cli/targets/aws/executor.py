@@ -26,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from mlops_cli.console import Reporter
 from mlops_cli.errors import IrisError
 from mlops_cli.targets.aws.model import PlannedCall, resolve
+from mlops_cli.targets.aws.resources import permission
 from mlops_cli.targets.aws.session import AwsContext, aws_errors, error_code, is_transient
 
 ROLE_RETRY_DELAYS: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)  # ~31 s in all, then give up
@@ -95,6 +96,8 @@ class Executor:
     def _call(self, client: Any, call: PlannedCall, params: dict[str, Any]) -> dict[str, Any]:
         if call.operation == "update_stage":
             return self._update_stage(client, params)
+        if call.operation == "add_permission":
+            return permission.add(self.ctx, params, lambda: self._create_once(call, params))
         if call.operation in NOT_IDEMPOTENT:
             return self._create_once(call, params)
         if call.operation not in _RETRY_ON_ROLE:
@@ -187,16 +190,5 @@ def find_created(ctx: AwsContext, operation: str, params: dict[str, Any]) -> dic
         items = gw.get_routes(ApiId=params["ApiId"]).get("Items", [])
         return next((r for r in items if r.get("RouteKey") == params["RouteKey"]), None)
     if operation == "add_permission":
-        import json
-
-        lam = ctx.client("lambda")
-        where = {k: params[k] for k in ("FunctionName", "Qualifier") if params.get(k)}
-        try:
-            policy = lam.get_policy(**where)
-        except ClientError:
-            return None
-        for statement in json.loads(policy["Policy"]).get("Statement", []):
-            if statement.get("Sid") == params["StatementId"]:
-                return {"Statement": json.dumps(statement)}
-        return None
+        return permission.adoptable(ctx, params)
     raise ValueError(f"no existence check for {operation}")

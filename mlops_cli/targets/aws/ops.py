@@ -14,6 +14,7 @@ from mlops_cli.errors import IrisError, UsageError
 from mlops_cli.targets.aws.deploy import invoke_version
 from mlops_cli.targets.aws.desired import ALIAS, build_desired, is_ours, model_id_from_description
 from mlops_cli.targets.aws.planner import find_apis, plan_deploy
+from mlops_cli.targets.aws.resources.function import published_versions
 from mlops_cli.targets.aws.session import AwsContext, aws_errors, connect, is_not_found
 
 LOG_POLL_SECONDS = 2.0
@@ -80,13 +81,14 @@ def rollback(
                     f"{fn} has no `{ALIAS}` alias: deploy env {cfg.env} first"
                 ) from None
             raise
-        versions = _published_versions(lam, fn)
+        versions = published_versions(lam, fn)
     numbers = sorted(int(v["Version"]) for v in versions)
     if to_version is not None:
         if not to_version.isdigit() or int(to_version) not in numbers:
             raise UsageError(
-                f"{fn} has no published version {to_version!r}; versions: "
-                f"{', '.join(map(str, numbers)) or 'none'}"
+                f"{fn} has no published version {to_version!r}; versions kept: "
+                f"{', '.join(map(str, numbers)) or 'none'} (deploy keeps the newest "
+                f"lambda.keep_versions = {cfg.settings.lambda_.keep_versions})"
             )
         target = str(int(to_version))
     else:
@@ -94,6 +96,7 @@ def rollback(
         if not older:
             raise IrisError(f"{fn}: `{ALIAS}` is at version {current} and there is no earlier one")
         target = str(older[-1])
+    kept = _kept_versions(versions, cfg.settings.lambda_.keep_versions)
     if target == current:
         reporter.done(f"{fn}:{ALIAS} already at version {current}")
         return {
@@ -101,6 +104,7 @@ def rollback(
             "from": current,
             "to": target,
             "model_id": _model_of(versions, target),
+            **kept,
         }
     with aws_errors(f"move {fn}:{ALIAS} to version {target}", ctx):
         description = next((v.get("Description") for v in versions if v["Version"] == target), "")
@@ -113,7 +117,17 @@ def rollback(
     if record is not None:
         record.update(version=target, model_id=model_id)
         store.write_record(cfg.env, record)
-    return {"env": cfg.env, "from": current, "to": target, "model_id": model_id}
+    return {"env": cfg.env, "from": current, "to": target, "model_id": model_id, **kept}
+
+
+def _kept_versions(versions: list[dict[str, Any]], keep: int) -> dict[str, Any]:
+    """What rollback can move to: the published versions deploy's retention kept (newest first),
+    with the setting that bounds them, so a user sees why an old version is no longer there."""
+    listed = [
+        {"version": v["Version"], "model_id": model_id_from_description(v.get("Description"))}
+        for v in sorted(versions, key=lambda v: int(v["Version"]), reverse=True)
+    ]
+    return {"versions_kept": listed, "keep_versions": keep}
 
 
 def _model_of(versions: list[dict[str, Any]], version: str) -> str | None:
@@ -121,13 +135,6 @@ def _model_of(versions: list[dict[str, Any]], version: str) -> str | None:
         if v["Version"] == version:
             return model_id_from_description(v.get("Description"))
     return None
-
-
-def _published_versions(lam: Any, fn: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for page in lam.get_paginator("list_versions_by_function").paginate(FunctionName=fn):
-        out.extend(v for v in page.get("Versions", []) if v.get("Version") != "$LATEST")
-    return out
 
 
 def _require_ours(ctx: AwsContext, cfg: EnvConfig) -> None:

@@ -101,7 +101,23 @@ class AwsContext:
                 endpoint_url=self.endpoint_url,
                 config=client_config(self.max_attempts if retries else 0),
             )
+            if service == "s3":
+                expect_bucket_owner(self._clients[key], self.account_id)
         return self._clients[key]
+
+
+def expect_bucket_owner(s3_client: Any, account_id: str) -> None:
+    """Every S3 call that accepts `ExpectedBucketOwner` gets our account id, so a same-named
+    bucket in another account answers 403 instead of being read or written. Done as a botocore
+    hook on the client, so no call (planned, teardown, future) can forget it; the calls without
+    the parameter (CreateBucket, ListBuckets) are left as they are."""
+
+    def add_owner(params: dict[str, Any], model: Any, **_: Any) -> None:
+        members = model.input_shape.members if model.input_shape is not None else {}
+        if "ExpectedBucketOwner" in members and account_id:
+            params.setdefault("ExpectedBucketOwner", account_id)
+
+    s3_client.meta.events.register("provide-client-params.s3.*", add_owner)
 
 
 def client_config(max_attempts: int = MAX_ATTEMPTS) -> Config:

@@ -46,14 +46,18 @@ def teardown(
     ctx = ctx or connect(cfg)
     d = build_desired(cfg, ctx.region, ctx.account_id)
     skipped: list[dict[str, Any]] = []
+    notes: list[str] = []
     with aws_errors(f"read the resources of env {cfg.env!r}", ctx):
-        steps = _collect(ctx, d, skipped, include_bucket)
+        steps = _collect(ctx, d, skipped, include_bucket, notes)
     result: dict[str, Any] = {
         "env": cfg.env,
         "plan": [{"action": "delete", "resource": s.resource, "name": s.name} for s in steps],
         "deleted": [],
         "skipped_foreign": skipped,
+        "notes": notes,
     }
+    for note in notes:
+        reporter.warn(note)
     for item in skipped:
         reporter.warn(
             f"skipped {item['resource']} {item['name']}: it is not tagged as this env's "
@@ -77,7 +81,11 @@ def teardown(
 
 
 def _collect(
-    ctx: AwsContext, d: DesiredState, skipped: list[dict[str, Any]], include_bucket: bool
+    ctx: AwsContext,
+    d: DesiredState,
+    skipped: list[dict[str, Any]],
+    include_bucket: bool,
+    notes: list[str],
 ) -> list[Deletion]:
     """Each resource module finds what is ours and returns its deletions; they run in dependency
     order: the permission (on the alias) before the API, the API before the function it invokes,
@@ -92,6 +100,5 @@ def _collect(
     steps = [*permission_steps, *api_steps, *function_steps]
     steps += log_group.teardown(ctx, d, foreign)
     steps += role.teardown(ctx, d, foreign)
-    if include_bucket:
-        steps += bucket.teardown(ctx, d, foreign)
+    steps += bucket.teardown(ctx, d, foreign, include_bucket=include_bucket, notes=notes)
     return steps

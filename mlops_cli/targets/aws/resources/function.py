@@ -3,7 +3,9 @@
 `plan` compares $LATEST with the desired code (CodeSha256), configuration, architecture,
 reserved concurrency and tags; `plan_version_and_alias` publishes a version only when $LATEST
 changed or the version behind `live` differs from the desired one, smoke-tests it, then moves
-`live`. Deleting the function deletes its versions and alias with it, so teardown is one call.
+`live`, and then deletes the oldest published versions beyond `lambda.keep_versions` (never
+one `live` points or routes to). Deleting the function deletes its versions and alias with it,
+so teardown is one call.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from mlops_cli.targets.aws.desired import (
     tags_missing,
 )
 from mlops_cli.targets.aws.model import Deletion, FileBytes, Foreign, Plan, PlannedCall, Var
+from mlops_cli.targets.aws.retention import protected_versions, versions_to_delete
 from mlops_cli.targets.aws.session import AwsContext, get_or_none, is_not_found
 
 FUNCTION_WAIT = {"WaiterConfig": {"Delay": 1, "MaxAttempts": 300}}
@@ -206,6 +209,7 @@ def plan_version_and_alias(
                     f"live version {live} has " + "; ".join([*diffs, arch or ""]).strip("; ")
                 )
     if not reasons:
+        plan_retention(ctx, d, plan, alias, pending=0)
         return
     why = "; ".join(reasons)
     publish: dict[str, Any] = {"FunctionName": fn, "Description": d.version_description}
@@ -255,6 +259,40 @@ def plan_version_and_alias(
             )
         )
     plan.variables["alias_changes"] = True
+    # Only a changed $LATEST surely makes a new version (PublishVersion returns the existing one
+    # when nothing changed): counting it otherwise could delete one version too many.
+    plan_retention(ctx, d, plan, alias, pending=1 if latest_changed else 0)
+
+
+def published_versions(lam: Any, fn: str) -> list[dict[str, Any]]:
+    """Every published version of the function (not `$LATEST`), oldest first."""
+    out: list[dict[str, Any]] = []
+    for page in lam.get_paginator("list_versions_by_function").paginate(FunctionName=fn):
+        out.extend(v for v in page.get("Versions", []) if v.get("Version") != "$LATEST")
+    return sorted(out, key=lambda v: int(v["Version"]))
+
+
+def plan_retention(
+    ctx: AwsContext, d: DesiredState, plan: Plan, alias: dict[str, Any] | None, pending: int
+) -> None:
+    """Delete the oldest published versions beyond `lambda.keep_versions`, after `live` moved;
+    never one that `live` points or routes traffic to (see `retention`)."""
+    if not plan.variables.get("function_exists"):
+        return
+    fn = d.function_name
+    versions = [v["Version"] for v in published_versions(ctx.client("lambda"), fn)]
+    doomed = versions_to_delete(versions, d.keep_versions, protected_versions(alias), pending)
+    for version in doomed:
+        plan.add(
+            PlannedCall(
+                "lambda",
+                "delete_function",
+                {"FunctionName": fn, "Qualifier": version},
+                f"lambda version {fn}:{version}",
+                f"beyond lambda.keep_versions = {d.keep_versions} (the newest are kept, and "
+                "what live points or routes to)",
+            )
+        )
 
 
 def teardown(ctx: AwsContext, d: DesiredState, foreign: Foreign) -> list[Deletion]:
