@@ -98,6 +98,8 @@ class LambdaSettings(_Section):
                 raise ValueError(f"{key!r} is not a valid environment variable name")
             if key.startswith("AWS_") or key == "LAMBDA_TASK_ROOT":
                 raise ValueError(f"{key!r} is reserved by Lambda")
+            if key == "IRIS_MLOPS_ENV":
+                raise ValueError(f"{key!r} is reserved: iris-mlops sets it to the env's name")
         return value
 
 
