@@ -519,6 +519,30 @@ def rollback(
             out.print(f"live moved from version {result.get('from')} to {result.get('to')}")
 
 
+# --------------------------------------------------------------------------- metrics
+@app.command()
+def metrics(
+    env: EnvOpt = None,
+    since: Annotated[str, typer.Option(help="Window: 30m, 1h, 6h, 1d.")] = "1h",
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What the endpoint served over the window: requests, rows per class beside the training
+    mix, latency p50/p99, errors — with a sparkline per metric.
+
+    aws: CloudWatch (the handler's metrics, Lambda's and the HTTP API's); local: the server log.
+    """
+    with _handled(as_json):
+        from mlops_cli.metrics.view import render as render_metrics
+        from mlops_cli.targets import target_module
+
+        reporter = Reporter(quiet=as_json)
+        cfg = _cfg(_deployment_env(env, reporter), _aws(profile, region))
+        result = target_module(cfg).metrics(cfg, STATE.store, since)
+        print_json(result) if as_json else render_metrics(result)
+
+
 # --------------------------------------------------------------------------- serve / up
 @app.command()
 def serve(
