@@ -63,7 +63,10 @@ def directives(class_metrics: list[str]) -> list[dict]:
         {
             "Namespace": NAMESPACE,
             "Dimensions": [["env", "version"]],
-            "Metrics": [{"Name": "requests", "Unit": COUNT}, {"Name": "server_errors", "Unit": COUNT}],
+            "Metrics": [
+                {"Name": "requests", "Unit": COUNT},
+                {"Name": "server_errors", "Unit": COUNT},
+            ],
         },
     ]
 
@@ -80,7 +83,9 @@ class MetricRecord:
             "version": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
         }
 
-    def fill(self, record: dict, status: int, per_class: dict[str, int] | None, now_s: float) -> None:
+    def fill(
+        self, record: dict, status: int, per_class: dict[str, int] | None, now_s: float
+    ) -> None:
         record.update(self._dimensions)
         record["requests"] = 1
         record["client_errors"] = 1 if 400 <= status < 500 else 0

@@ -159,9 +159,8 @@ class Service:
             text = _encode(payload)
             import traceback
 
-            self._log(
-                event, context, source, route, status, start, per_class, error, traceback.format_exc()
-            )
+            trace = traceback.format_exc()
+            self._log(event, context, source, route, status, start, per_class, error, trace)
             return self._respond(source, status, headers, payload, text)
         self._log(event, context, source, route, status, start, per_class, error, None)
         return self._respond(source, status, headers, payload, text)

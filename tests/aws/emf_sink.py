@@ -23,7 +23,8 @@ def publish_emf(cw: Any, record: dict[str, Any]) -> None:
                     "Unit": metric["Unit"],
                 })
         for start in range(0, len(data), 1000):
-            cw.put_metric_data(Namespace=directive["Namespace"], MetricData=data[start:start + 1000])
+            chunk = data[start : start + 1000]
+            cw.put_metric_data(Namespace=directive["Namespace"], MetricData=chunk)
 
 
 def model_percentiles(monkeypatch: Any) -> None:

@@ -55,7 +55,8 @@ def test_a_batch_counts_rows_per_predicted_class_under_env_and_model(service, ca
     assert metrics[("latency_ms", (("env", "dev"),))] == record["latency_ms"] > 0
     # the canary judges a version on its own server errors
     assert metrics[("server_errors", (("env", "dev"), ("version", "7")))] == 0
-    units = {m["Name"]: m["Unit"] for d in record["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+    directives = record["_aws"]["CloudWatchMetrics"]
+    units = {m["Name"]: m["Unit"] for d in directives for m in d["Metrics"]}
     assert units["latency_ms"] == "Milliseconds" and units["setosa"] == "Count"
 
 

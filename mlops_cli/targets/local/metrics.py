@@ -19,7 +19,7 @@ from mlops_cli.config import EnvConfig
 from mlops_cli.durations import parse_since
 from mlops_cli.errors import IrisError
 from mlops_cli.metrics.model_info import IRIS_CLASSES, manifest_classes, model_manifest
-from mlops_cli.metrics.summary import summarize_records, header, training_shares, window
+from mlops_cli.metrics.summary import header, summarize_records, training_shares, window
 from mlops_cli.runtime.emf import BASE_METRICS, NAMESPACE
 from mlops_cli.targets.local.logs import log_path
 
