@@ -256,6 +256,22 @@ def deploy(
         typer.Option("--smoke-test/--no-smoke-test",
                      help="Invoke the new version with known rows before moving `live` (aws)."),
     ] = True,
+    strategy: Annotated[
+        str | None,
+        typer.Option("--strategy", help="aws: all_at_once, or canary (route --canary-percent "
+                     "to the new version for --bake, roll back on errors) [default: "
+                     "deploy.strategy]."),
+    ] = None,
+    canary_percent: Annotated[
+        float | None,
+        typer.Option("--canary-percent", help="Share of traffic the new version gets during "
+                     "the bake [default: deploy.canary_percent, 10]."),
+    ] = None,
+    bake: Annotated[
+        str | None,
+        typer.Option("--bake", help="How long to watch the canary: 30s, 5m, 1h [default: "
+                     "deploy.bake, 5m]."),
+    ] = None,
     profile: ProfileOpt = None,
     region: RegionOpt = None,
     as_json: JsonOpt = False,
@@ -269,8 +285,13 @@ def deploy(
         from mlops_cli.targets import target_module
 
         reporter = Reporter(quiet=as_json)
-        cfg = _cfg(env, _aws(profile, region))
+        rollout = {"deploy.strategy": strategy, "deploy.canary_percent": canary_percent,
+                   "deploy.bake": bake}
+        cfg = _cfg(env, {**_aws(profile, region), **rollout})
         target = target_module(cfg)
+        if cfg.settings.target != "aws" and cfg.settings.deploy.strategy == "canary":
+            reporter.warn("the canary strategy applies to aws envs (Lambda alias routing); "
+                          f"the local env {cfg.env!r} is deployed all at once")
         if plan and cfg.settings.target != "aws":
             raise UsageError("--plan applies to aws envs; a local deploy changes nothing "
                              "outside this machine")
