@@ -472,6 +472,14 @@ def status(
             render.resource_states(result["resources"])
         for drift in result.get("drift", []) or []:
             out.print(f"[yellow]drift:[/yellow] {drift}")
+        if result.get("canary"):
+            c = result["canary"]
+            out.print(
+                f"[yellow]canary in place:[/yellow] live serves version {c['stable_version']} and "
+                f"routes {c['weight_percent']:g}% to version {c['canary_version']} since "
+                f"{c['since'] or 'an unknown time'} (a deploy stopped during its bake); the next "
+                "`deploy` or `rollback` resolves it"
+            )
 
 
 @app.command()
@@ -536,6 +544,10 @@ def rollback(
         result = target_module(cfg).rollback(cfg, STATE.store, reporter, to)
         if as_json:
             print_json(result)
+        elif result.get("resolved_canary") and result.get("from") == result.get("to"):
+            left = result["resolved_canary"]
+            out.print(f"canary of version {left['canary_version']} cleared: live serves version "
+                      f"{result.get('to')} only")
         else:
             out.print(f"live moved from version {result.get('from')} to {result.get('to')}")
 

@@ -48,14 +48,27 @@ def split_alias_move(
     reporter: Reporter,
 ) -> tuple[list[PlannedCall], PlannedCall | None]:
     """(calls to run now, the alias move the canary replaces, or None for all at once)."""
-    moves = [c for c in calls if c.service == "lambda" and c.operation == "update_alias"]
+    moves = [
+        c for c in calls
+        if c.service == "lambda" and c.operation in {"update_alias", "create_alias"}
+    ]
     if policy is None or not moves:
         return calls, None
-    if live_version is None:
+    if live_version is None or moves[0].operation == "create_alias":
         reporter.info("[dim]first deploy of this env: no old version to compare with, so no "
                       "canary (all at once)[/dim]")
         return calls, None
     return [c for c in calls if c not in moves], moves[0]
+
+
+def plan_entry(move: PlannedCall, policy: canary.Policy, bake: str) -> dict[str, str]:
+    """What `--plan` shows in place of the alias move a canary replaces."""
+    return {
+        "action": "canary",
+        "resource": move.resource,
+        "reason": f"route {policy.percent:g}% to the new version for {bake}, then promote, or "
+        f"roll back above an error rate of {policy.max_error_rate:.2%}",
+    }
 
 
 @contextlib.contextmanager
