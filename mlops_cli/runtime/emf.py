@@ -14,12 +14,13 @@ Contract:
 - Every metric a directive names is present on the record (zeros included): the specification
   requires the referenced members at the root. Values are counts and times only: never a feature
   value, never a body.
-- The directives are built once per loaded model (the cold start pays for them once); a request
-  only fills numbers in.
+- The directives are built and JSON-encoded once per loaded model (the cold start pays for them
+  once); a request only fills numbers in and appends the pre-encoded `_aws` member.
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 NAMESPACE = "iris-mlops"
@@ -77,15 +78,16 @@ class MetricRecord:
     def __init__(self, class_names: list[str]) -> None:
         self.class_metrics = {name: class_metric_name(name) for name in class_names}
         self._zeros = dict.fromkeys(self.class_metrics.values(), 0)
-        self._directives = directives(list(self.class_metrics.values()))
+        self._directives = json.dumps(
+            directives(list(self.class_metrics.values())), separators=(",", ":")
+        )
         self._dimensions = {
             "env": env_name(),
             "version": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
         }
 
-    def fill(
-        self, record: dict, status: int, per_class: dict[str, int] | None, now_s: float
-    ) -> None:
+    def fill(self, record: dict, status: int, per_class: dict[str, int] | None) -> None:
+        """The metric and dimension members (everything but `_aws`)."""
         record.update(self._dimensions)
         record["requests"] = 1
         record["client_errors"] = 1 if 400 <= status < 500 else 0
@@ -95,4 +97,10 @@ class MetricRecord:
             names = self.class_metrics
             for name, count in per_class.items():
                 record[names[name]] = count
-        record["_aws"] = {"Timestamp": int(now_s * 1000), "CloudWatchMetrics": self._directives}
+
+    def line(self, encoded_record: str, now_s: float) -> str:
+        """The record's JSON object (`{...}`) with the `_aws` member appended."""
+        return (
+            f'{encoded_record[:-1]},"_aws":{{"Timestamp":{int(now_s * 1000)},'
+            f'"CloudWatchMetrics":{self._directives}}}}}'
+        )

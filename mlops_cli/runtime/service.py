@@ -190,10 +190,10 @@ class Service:
         if trace is not None:
             record["msg"] = "internal error (a bug in iris_runtime)"
             record["traceback"] = trace
-        self._metrics.fill(record, status, per_class, time.time())
+        self._metrics.fill(record, status, per_class)
         try:
             out = sys.stdout
-            out.write(_log_encode(record) + "\n")
+            out.write(self._metrics.line(_log_encode(record), time.time()) + "\n")
             out.flush()
         except (OSError, ValueError):  # a closed or broken stdout must not fail the request
             pass
