@@ -199,7 +199,8 @@ def build_desired(
         memory_mb=s.lambda_.memory_mb,
         timeout_s=s.lambda_.timeout_s,
         architectures=(package.architecture if package else s.package.architecture,),
-        environment=dict(s.lambda_.environment),
+        # IRIS_MLOPS_ENV: the `env` dimension of the handler's metrics (runtime/emf.py).
+        environment={**s.lambda_.environment, "IRIS_MLOPS_ENV": cfg.env},
     )
     return DesiredState(
         env=cfg.env,
