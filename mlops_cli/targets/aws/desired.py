@@ -8,6 +8,7 @@ drift (drift that is not real would make every deploy mutate something).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +76,7 @@ class DesiredState:
     use_s3: bool = False
     model_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    partition: str = "aws"  # "aws-cn", "aws-us-gov"...: every ARN is built with it
 
     # derived names -----------------------------------------------------------------------------
     @property
@@ -83,11 +85,14 @@ class DesiredState:
 
     @property
     def role_arn(self) -> str:
-        return f"arn:aws:iam::{self.account_id}:role/{self.role_name}"
+        return f"arn:{self.partition}:iam::{self.account_id}:role/{self.role_name}"
 
     @property
     def function_arn(self) -> str:
-        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.function_name}"
+        return (
+            f"arn:{self.partition}:lambda:{self.region}:{self.account_id}"
+            f":function:{self.function_name}"
+        )
 
     @property
     def alias_arn(self) -> str:
@@ -111,10 +116,16 @@ class DesiredState:
 
     def source_arn(self, api_id: str) -> str:
         """The permission's SourceArn: any stage/method/path of exactly this API."""
-        return f"arn:aws:execute-api:{self.region}:{self.account_id}:{api_id}/*/*/*"
+        return f"arn:{self.partition}:execute-api:{self.region}:{self.account_id}:{api_id}/*/*/*"
+
+    def api_arn(self, api_id: str) -> str:
+        """The HTTP API's ARN, as tagging takes it."""
+        return f"arn:{self.partition}:apigateway:{self.region}::/apis/{api_id}"
 
     def url(self, api_id: str) -> str:
-        return f"https://{api_id}.execute-api.{self.region}.amazonaws.com"
+        """A guess for tests and messages only: the real URL is the API's own `ApiEndpoint`
+        (other partitions use other DNS suffixes, e.g. amazonaws.com.cn)."""
+        return f"https://{api_id}.execute-api.{self.region}.{dns_suffix(self.partition)}"
 
     def cors(self) -> dict[str, Any] | None:
         if not self.cors_origins:
@@ -142,6 +153,22 @@ class DesiredState:
         }
 
 
+@functools.cache
+def partition_for_region(region: str) -> str:
+    """The region's partition as botocore's endpoint data knows it (`aws` for unknown regions,
+    e.g. an emulator's made-up one)."""
+    import boto3
+
+    try:
+        return boto3.Session().get_partition_for_region(region) or "aws"
+    except ValueError:  # botocore knows no such region
+        return "aws"
+
+
+def dns_suffix(partition: str) -> str:
+    return {"aws-cn": "amazonaws.com.cn"}.get(partition, "amazonaws.com")
+
+
 def artifact_bucket_name(account_id: str, region: str) -> str:
     return f"iris-mlops-artifacts-{account_id}-{region}"
 
@@ -164,7 +191,9 @@ def trust_policy() -> dict[str, Any]:
     }
 
 
-def logs_policy(region: str, account_id: str, function_name: str) -> dict[str, Any]:
+def logs_policy(
+    region: str, account_id: str, function_name: str, partition: str = "aws"
+) -> dict[str, Any]:
     """Write access to the function's own log group only: no wildcard resource, no managed policy.
 
     The log group is created by us (with retention), so CreateLogGroup is deliberately absent.
@@ -176,7 +205,8 @@ def logs_policy(region: str, account_id: str, function_name: str) -> dict[str, A
                 "Effect": "Allow",
                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                 "Resource": (
-                    f"arn:aws:logs:{region}:{account_id}:log-group:/aws/lambda/{function_name}:*"
+                    f"arn:{partition}:logs:{region}:{account_id}"
+                    f":log-group:/aws/lambda/{function_name}:*"
                 ),
             }
         ],
@@ -188,7 +218,8 @@ def build_desired(
 ) -> DesiredState:
     s = cfg.settings
     fn = cfg.function_name
-    role_arn = f"arn:aws:iam::{account_id}:role/{fn}"
+    partition = partition_for_region(region)
+    role_arn = f"arn:{partition}:iam::{account_id}:role/{fn}"
     spec = FunctionSpec(
         runtime=package.runtime if package else s.package.runtime,
         handler=package.handler if package else "iris_runtime.handler.lambda_handler",
@@ -204,9 +235,10 @@ def build_desired(
         region=region,
         account_id=account_id,
         function_name=fn,
+        partition=partition,
         tags=our_tags(cfg),
         trust_policy=trust_policy(),
-        inline_policy=logs_policy(region, account_id, fn),
+        inline_policy=logs_policy(region, account_id, fn, partition),
         log_group=f"/aws/lambda/{fn}",
         retention_days=s.lambda_.log_retention_days,
         function=spec,
