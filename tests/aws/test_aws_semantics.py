@@ -411,3 +411,19 @@ def test_smoke_invoke_is_sent_once_with_a_read_timeout_above_the_function_timeou
         type(mctx).client = original
     assert len(sent) == 1
     assert sent[0] >= 10 + 5
+
+
+# 4. the model's permission conflict (the fix lives with the permission resource, issue 11) -----
+def test_the_model_answers_409_to_a_duplicate_statement_id(cfg, store, package, mctx, clock):
+    _deploy(cfg, store, package, mctx, clock)
+    lam = mctx.client("lambda")
+    statement = json.loads(lam.get_policy(FunctionName=FN, Qualifier="live")["Policy"])[
+        "Statement"
+    ][0]
+
+    with pytest.raises(lam.exceptions.ResourceConflictException, match="already exists"):
+        lam.add_permission(
+            FunctionName=FN, Qualifier="live", StatementId=statement["Sid"],
+            Action="lambda:InvokeFunction", Principal="apigateway.amazonaws.com",
+        )
+    assert _count_everything()["statements"] == 1

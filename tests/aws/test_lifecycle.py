@@ -453,10 +453,11 @@ def test_unreachable_endpoint_is_an_actionable_error():
 
 
 def test_direct_invoke_function_error_is_reported(cfg, store, package, ctx):
-    from mlops_cli.targets.aws.deploy import invoke_version
+    from mlops_cli.targets.aws.deploy import INVOKE_MARGIN_S, invoke_version
 
     _deploy(cfg, store, package, ctx)
-    lam = ctx.client("lambda")
+    # Invoke goes through its own client: no retries, a read timeout above the function's.
+    lam = ctx.client("lambda", retries=False, read_timeout=10 + INVOKE_MARGIN_S)
 
     def failing(**_: Any) -> Any:
         payload = SimpleNamespace(read=lambda: json.dumps({"errorMessage": "boom"}).encode())
@@ -468,4 +469,4 @@ def test_direct_invoke_function_error_is_reported(cfg, store, package, ctx):
 
     lam.meta.events.register_first("before-call.lambda.Invoke", failing)
     with pytest.raises(IrisError, match="boom"):
-        invoke_version(ctx, FN, "live", {"instances": [[1, 2, 3, 4]]})
+        invoke_version(ctx, FN, "live", {"instances": [[1, 2, 3, 4]]}, timeout_s=10)
