@@ -282,6 +282,7 @@ def deploy(
                 )
             else:
                 result = target.deploy(cfg, STATE.store, info, reporter)
+        result.setdefault("auth", cfg.settings.api.auth)
         if as_json:
             print_json(result)
             return
@@ -295,7 +296,24 @@ def deploy(
             out.print(f"[green]env {cfg.env} is up to date[/green] — same package already running")
         url = result.get("invoke_url") or result.get("url")
         out.print(f"[bold]endpoint[/bold] {url}")
+        out.print(_auth_line(cfg))
         out.print(f"try: iris-mlops invoke 5.1 3.5 1.4 0.2 --env {cfg.env}")
+
+
+def _auth_line(cfg: EnvConfig) -> str:
+    """What `deploy` says about who may call the endpoint (api.auth)."""
+    if cfg.settings.api.auth == "iam":
+        from mlops_cli.signing import signing_region
+
+        return (
+            "[bold]auth[/bold] iam — only SigV4-signed requests are served (service "
+            f"execute-api, region {signing_region(cfg)}); `invoke` signs with your AWS "
+            "credentials"
+        )
+    return (
+        "[bold]auth[/bold] [yellow]none — the endpoint is public: anyone with the URL can call "
+        "it[/yellow] (set api.auth: iam to require signed requests)"
+    )
 
 
 # --------------------------------------------------------------------------- invoke
@@ -354,10 +372,14 @@ def invoke(
                     f"nothing is deployed for env {cfg.env!r}: run `iris-mlops deploy --env "
                     f"{cfg.env}` first"
                 )
+            from mlops_cli.signing import signer_for
+
             url = base.rstrip("/") + "/predict"
-            status, body, elapsed = core.post_json(url, payload)
+            status, body, elapsed = core.post_json(url, payload, sign=signer_for(cfg))
         if as_json:
             print_json(body)
+        if status == 403 and isinstance(body, dict) and body.get("message") == "Forbidden":
+            raise IrisError(_forbidden_hint(cfg))
         if not isinstance(body, dict) or status >= 400 or "error" in body:
             err = body.get("error", {}) if isinstance(body, dict) else {}
             message = err.get("message", str(body)) if isinstance(err, dict) else str(err)
@@ -370,6 +392,26 @@ def invoke(
             )
         if not as_json:
             render.prediction(body, elapsed, url)
+
+
+def _forbidden_hint(cfg: EnvConfig) -> str:
+    if cfg.settings.api.auth != "iam":
+        return (
+            f"the endpoint answered 403 Forbidden: it requires SigV4-signed requests, but env "
+            f"{cfg.env!r} has api.auth: none. Set api.auth: iam in its config (then `invoke` "
+            "signs), or deploy it again"
+        )
+    where = (
+        "the local endpoint accepts only the credentials in effect when it was deployed: run "
+        f"`iris-mlops deploy --env {cfg.env}` again to hand it the current ones"
+        if cfg.settings.target == "local"
+        else "the caller needs execute-api:Invoke on the API's routes (see the README's "
+        "'Calling a protected endpoint')"
+    )
+    return (
+        f"the endpoint answered 403 Forbidden to a request signed with your AWS credentials: "
+        f"{where}"
+    )
 
 
 # --------------------------------------------------------------------------- teardown
@@ -574,8 +616,10 @@ def up(
             body = target_module(cfg).invoke_direct(cfg, store, {"features": example})
             elapsed = 0.0
         else:
+            from mlops_cli.signing import signer_for
+
             _, body, elapsed = core.post_json(str(url).rstrip("/") + "/predict",
-                                              {"features": example})
+                                              {"features": example}, sign=signer_for(cfg))
         summary["invoke"] = body
         if as_json:
             print_json(summary)

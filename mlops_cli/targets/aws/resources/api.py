@@ -4,6 +4,8 @@
 APIs are found by name among all the account's APIs and adopted only with our tags; when several
 of ours exist (e.g. after a lost CreateApi answer elsewhere) the oldest is used and the others are
 named in a note. Deleting the API deletes its stage, routes and integration with it.
+Both routes carry the env's `api.auth` as AuthorizationType (NONE, or AWS_IAM: only SigV4
+requests from principals allowed execute-api:Invoke); a change is one UpdateRoute per route.
 """
 
 from __future__ import annotations
@@ -131,6 +133,7 @@ def _plan_new(d: DesiredState, plan: Plan, resource: str) -> None:
                     "ApiId": Var("api_id"),
                     "RouteKey": key,
                     "Target": Fmt("integrations/{integration_id}"),
+                    "AuthorizationType": d.route_authorization,
                 },
                 f"{resource} route {key}",
                 "missing",
@@ -242,21 +245,31 @@ def _plan_routes(gw: Any, d: DesiredState, plan: Plan, resource: str, api_id: st
                 PlannedCall(
                     "apigatewayv2",
                     "create_route",
-                    {"ApiId": api_id, "RouteKey": key, "Target": target},
+                    {"ApiId": api_id, "RouteKey": key, "Target": target,
+                     "AuthorizationType": d.route_authorization},
                     f"{resource} route {key}",
                     "missing",
                 )
             )
             continue
         first, *dupes = same
+        changes: dict[str, Any] = {}
+        reasons = []
         if first.get("Target") != want_target:
+            changes["Target"] = target
+            reasons.append(f"target {first.get('Target')} -> the Lambda integration")
+        authorization = first.get("AuthorizationType") or "NONE"
+        if authorization != d.route_authorization:
+            changes["AuthorizationType"] = d.route_authorization
+            reasons.append(f"authorization {authorization} -> {d.route_authorization}")
+        if changes:
             plan.add(
                 PlannedCall(
                     "apigatewayv2",
                     "update_route",
-                    {"ApiId": api_id, "RouteId": first["RouteId"], "Target": target},
+                    {"ApiId": api_id, "RouteId": first["RouteId"], **changes},
                     f"{resource} route {key}",
-                    f"target {first.get('Target')} -> the Lambda integration",
+                    "; ".join(reasons),
                 )
             )
         for dupe in dupes:
