@@ -76,7 +76,7 @@ def deploy(
         result["resolved_canary"] = resolved
     api_id = plan.variables.get("api_id")
     if plan_only:
-        result.update(_urls(desired, api_id))
+        result.update(_urls(desired, plan.variables))
         return result
     variables = dict(plan.variables)
     if plan.calls:
@@ -84,10 +84,13 @@ def deploy(
         if smoke_test:
             expected = smoke.local_predictions(store, package.model_id, smoke.SMOKE_ROWS)
             call = invoker or invoke_version
+            invoke_options = {} if invoker else {"timeout_s": desired.function.timeout_s}
 
             def check(version: str) -> None:
                 smoke.check(
-                    lambda event: call(ctx, desired.function_name, version, event),
+                    lambda event: call(
+                        ctx, desired.function_name, version, event, **invoke_options
+                    ),
                     expected,
                     smoke.SMOKE_ROWS,
                     version,
@@ -109,7 +112,7 @@ def deploy(
         reporter.done(f"env {cfg.env} is up to date: no changes")
     api_id = variables.get("api_id")
     result["version"] = variables.get("version")
-    result.update(_urls(desired, api_id))
+    result.update(_urls(desired, variables))
     store.write_record(
         cfg.env,
         {
@@ -130,19 +133,38 @@ def deploy(
     return result
 
 
-def _urls(desired: DesiredState, api_id: str | None) -> dict[str, str | None]:
+def _urls(desired: DesiredState, variables: dict[str, Any]) -> dict[str, str | None]:
+    """The API's own `ApiEndpoint` (its DNS suffix depends on the partition); built from the id
+    only when an endpoint did not say."""
+    api_id = variables.get("api_id")
     if not api_id:
         return {"url": None, "invoke_url": None}
-    url = desired.url(api_id)
+    url = variables.get("api_endpoint") or desired.url(api_id)
     return {"url": url, "invoke_url": url + "/predict"}
 
 
+# Seconds beyond the function's own timeout that a synchronous Invoke may take to answer
+# (cold start, init, the network).
+INVOKE_MARGIN_S = 30
+
+
 def invoke_version(
-    ctx: AwsContext, function_name: str, qualifier: str, event: dict[str, Any]
+    ctx: AwsContext,
+    function_name: str,
+    qualifier: str,
+    event: dict[str, Any],
+    *,
+    timeout_s: int | None = None,
 ) -> Any:
-    """Invoke one version/alias synchronously; a function error becomes an IrisError."""
+    """Invoke one version/alias synchronously, ONCE; a function error becomes an IrisError.
+
+    Invoke is not idempotent: botocore must not repeat it after a read timeout (the function may
+    be running it), so the client has no retries and waits for the function's timeout plus a
+    margin rather than botocore's default.
+    """
+    read_timeout = (timeout_s or 900) + INVOKE_MARGIN_S
     with aws_errors(f"invoke {function_name}:{qualifier}", ctx):
-        response = ctx.client("lambda").invoke(
+        response = ctx.client("lambda", retries=False, read_timeout=read_timeout).invoke(
             FunctionName=function_name,
             Qualifier=qualifier,
             InvocationType="RequestResponse",

@@ -8,6 +8,7 @@ drift (drift that is not real would make every deploy mutate something).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -88,11 +89,14 @@ class DesiredState:
 
     @property
     def role_arn(self) -> str:
-        return f"arn:aws:iam::{self.account_id}:role/{self.role_name}"
+        return f"arn:{self.partition}:iam::{self.account_id}:role/{self.role_name}"
 
     @property
     def function_arn(self) -> str:
-        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.function_name}"
+        return (
+            f"arn:{self.partition}:lambda:{self.region}:{self.account_id}"
+            f":function:{self.function_name}"
+        )
 
     @property
     def alias_arn(self) -> str:
@@ -118,8 +122,14 @@ class DesiredState:
         """A permission's SourceArn: exactly this API's route (any stage), in our partition."""
         return route_source_arn(self.partition, self.region, self.account_id, api_id, route_key)
 
+    def api_arn(self, api_id: str) -> str:
+        """The HTTP API's ARN, as tagging takes it."""
+        return f"arn:{self.partition}:apigateway:{self.region}::/apis/{api_id}"
+
     def url(self, api_id: str) -> str:
-        return f"https://{api_id}.execute-api.{self.region}.amazonaws.com"
+        """A guess for tests and messages only: the real URL is the API's own `ApiEndpoint`
+        (other partitions use other DNS suffixes, e.g. amazonaws.com.cn)."""
+        return f"https://{api_id}.execute-api.{self.region}.{dns_suffix(self.partition)}"
 
     def cors(self) -> dict[str, Any] | None:
         if not self.cors_origins:
@@ -135,6 +145,23 @@ class DesiredState:
             "ThrottlingRateLimit": self.throttle_rate,
             "ThrottlingBurstLimit": self.throttle_burst,
         }
+
+
+
+@functools.cache
+def partition_for_region(region: str) -> str:
+    """The region's partition as botocore's endpoint data knows it (`aws` for unknown regions,
+    e.g. an emulator's made-up one)."""
+    import boto3
+
+    try:
+        return boto3.Session().get_partition_for_region(region) or "aws"
+    except ValueError:  # botocore knows no such region
+        return "aws"
+
+
+def dns_suffix(partition: str) -> str:
+    return {"aws-cn": "amazonaws.com.cn"}.get(partition, "amazonaws.com")
 
 
 def artifact_bucket_name(project: str, account_id: str, region: str) -> str:
@@ -167,7 +194,9 @@ def trust_policy() -> dict[str, Any]:
     }
 
 
-def logs_policy(region: str, account_id: str, function_name: str) -> dict[str, Any]:
+def logs_policy(
+    region: str, account_id: str, function_name: str, partition: str = "aws"
+) -> dict[str, Any]:
     """Write access to the function's own log group only: no wildcard resource, no managed policy.
 
     The log group is created by us (with retention), so CreateLogGroup is deliberately absent.
@@ -179,7 +208,8 @@ def logs_policy(region: str, account_id: str, function_name: str) -> dict[str, A
                 "Effect": "Allow",
                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                 "Resource": (
-                    f"arn:aws:logs:{region}:{account_id}:log-group:/aws/lambda/{function_name}:*"
+                    f"arn:{partition}:logs:{region}:{account_id}"
+                    f":log-group:/aws/lambda/{function_name}:*"
                 ),
             }
         ],
@@ -191,7 +221,8 @@ def build_desired(
 ) -> DesiredState:
     s = cfg.settings
     fn = cfg.function_name
-    role_arn = f"arn:aws:iam::{account_id}:role/{fn}"
+    partition = partition_for_region(region)
+    role_arn = f"arn:{partition}:iam::{account_id}:role/{fn}"
     spec = FunctionSpec(
         runtime=package.runtime if package else s.package.runtime,
         handler=package.handler if package else "iris_runtime.handler.lambda_handler",
@@ -208,9 +239,10 @@ def build_desired(
         region=region,
         account_id=account_id,
         function_name=fn,
+        partition=partition,
         tags=our_tags(cfg),
         trust_policy=trust_policy(),
-        inline_policy=logs_policy(region, account_id, fn),
+        inline_policy=logs_policy(region, account_id, fn, partition),
         log_group=f"/aws/lambda/{fn}",
         retention_days=s.lambda_.log_retention_days,
         function=spec,

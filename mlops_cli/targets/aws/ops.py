@@ -48,7 +48,7 @@ def status(
         "drift": drift,
         "live_version": plan.live_version,
         "model_id": plan.live_model_id,
-        "url": d.url(api_id) if api_id else None,
+        "url": (plan.variables.get("api_endpoint") or d.url(api_id)) if api_id else None,
         "deployed": bool(api_id and plan.live_version),
         "canary": _canary_of(ctx, d.function_name) if plan.live_version else None,
         "record": record or None,
@@ -159,15 +159,12 @@ def _model_of(versions: list[dict[str, Any]], version: str) -> str | None:
 
 
 def _require_ours(ctx: AwsContext, cfg: EnvConfig) -> None:
+    from mlops_cli.targets.aws.resources import function
+
     d = build_desired(cfg, ctx.region, ctx.account_id)
-    try:
-        got = ctx.client("lambda").get_function(FunctionName=d.function_name)
-    except Exception as exc:
-        if is_not_found(exc):
-            raise IrisError(
-                f"function {d.function_name} does not exist: deploy env {cfg.env} first"
-            ) from None
-        raise
+    got = function.find(ctx, d)
+    if got is None:
+        raise IrisError(f"function {d.function_name} does not exist: deploy env {cfg.env} first")
     if not is_ours(d, got.get("Tags")):
         raise UsageError(
             f"function {d.function_name} is not tagged as env {cfg.env}'s: refusing to touch it"
@@ -248,7 +245,9 @@ def invoke_direct(
     cfg: EnvConfig, store: ArtifactStore, payload: dict[str, Any], *, ctx: AwsContext | None = None
 ) -> dict[str, Any]:
     ctx = ctx or connect(cfg)
-    result = invoke_version(ctx, cfg.function_name, ALIAS, payload)
+    result = invoke_version(
+        ctx, cfg.function_name, ALIAS, payload, timeout_s=cfg.settings.lambda_.timeout_s
+    )
     if not isinstance(result, dict):
         raise IrisError(
             f"{cfg.function_name}:{ALIAS} answered something that is not an object: "
