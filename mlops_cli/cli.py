@@ -266,6 +266,22 @@ def deploy(
         typer.Option("--smoke-test/--no-smoke-test",
                      help="Invoke the new version with known rows before moving `live` (aws)."),
     ] = True,
+    strategy: Annotated[
+        str | None,
+        typer.Option("--strategy", help="aws: all_at_once, or canary (route --canary-percent "
+                     "to the new version for --bake, roll back on errors) [default: "
+                     "deploy.strategy]."),
+    ] = None,
+    canary_percent: Annotated[
+        float | None,
+        typer.Option("--canary-percent", help="Share of traffic the new version gets during "
+                     "the bake [default: deploy.canary_percent, 10]."),
+    ] = None,
+    bake: Annotated[
+        str | None,
+        typer.Option("--bake", help="How long to watch the canary: 30s, 5m, 1h [default: "
+                     "deploy.bake, 5m]."),
+    ] = None,
     profile: ProfileOpt = None,
     region: RegionOpt = None,
     as_json: JsonOpt = False,
@@ -279,8 +295,13 @@ def deploy(
         from mlops_cli.targets import target_module
 
         reporter = Reporter(quiet=as_json)
-        cfg = _cfg(env, _aws(profile, region))
+        rollout = {"deploy.strategy": strategy, "deploy.canary_percent": canary_percent,
+                   "deploy.bake": bake}
+        cfg = _cfg(env, {**_aws(profile, region), **rollout})
         target = target_module(cfg)
+        if cfg.settings.target != "aws" and cfg.settings.deploy.strategy == "canary":
+            reporter.warn("the canary strategy applies to aws envs (Lambda alias routing); "
+                          f"the local env {cfg.env!r} is deployed all at once")
         if plan and cfg.settings.target != "aws":
             raise UsageError("--plan applies to aws envs; a local deploy changes nothing "
                              "outside this machine")
@@ -504,6 +525,14 @@ def status(
             render.resource_states(result["resources"])
         for drift in result.get("drift", []) or []:
             out.print(f"[yellow]drift:[/yellow] {drift}")
+        if result.get("canary"):
+            c = result["canary"]
+            out.print(
+                f"[yellow]canary in place:[/yellow] live serves version {c['stable_version']} and "
+                f"routes {c['weight_percent']:g}% to version {c['canary_version']} since "
+                f"{c['since'] or 'an unknown time'} (a deploy stopped during its bake); the next "
+                "`deploy` or `rollback` resolves it"
+            )
 
 
 @app.command()
@@ -568,6 +597,10 @@ def rollback(
         result = target_module(cfg).rollback(cfg, STATE.store, reporter, to)
         if as_json:
             print_json(result)
+        elif result.get("resolved_canary") and result.get("from") == result.get("to"):
+            left = result["resolved_canary"]
+            out.print(f"canary of version {left['canary_version']} cleared: live serves version "
+                      f"{result.get('to')} only")
         else:
             out.print(f"live moved from version {result.get('from')} to {result.get('to')}")
             kept = ", ".join(
@@ -578,6 +611,30 @@ def rollback(
             if kept:
                 out.print(f"versions kept (lambda.keep_versions = {result.get('keep_versions')}): "
                           f"{kept}")
+
+
+# --------------------------------------------------------------------------- metrics
+@app.command()
+def metrics(
+    env: EnvOpt = None,
+    since: Annotated[str, typer.Option(help="Window: 30m, 1h, 6h, 1d.")] = "1h",
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What the endpoint served over the window: requests, rows per class beside the training
+    mix, latency p50/p99, errors — with a sparkline per metric.
+
+    aws: CloudWatch (the handler's metrics, Lambda's and the HTTP API's); local: the server log.
+    """
+    with _handled(as_json):
+        from mlops_cli.metrics.view import render as render_metrics
+        from mlops_cli.targets import target_module
+
+        reporter = Reporter(quiet=as_json)
+        cfg = _cfg(_deployment_env(env, reporter), _aws(profile, region))
+        result = target_module(cfg).metrics(cfg, STATE.store, since)
+        print_json(result) if as_json else render_metrics(result)
 
 
 # --------------------------------------------------------------------------- serve / up

@@ -156,3 +156,16 @@ def counted_context(cfg: EnvConfig, log: CallLog) -> Any:
             return client
 
     return Counted(session=base.session, region=base.region, account_id=base.account_id)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Simulated time for botocore's waiters and retry backoff (they call time.sleep), and for
+    the executor when a test hands it `clock.sleep`: `clock.now` is how long it took."""
+    import time
+
+    from tests.aws.behaviour import SimClock
+
+    sim = SimClock()
+    monkeypatch.setattr(time, "sleep", sim.sleep)
+    return sim

@@ -124,12 +124,18 @@ def test_function_config_diff_names_each_changed_field():
         "MemorySize": 512,
         "Timeout": 10,
         "Architectures": ["x86_64"],
+        "Environment": {"Variables": {"IRIS_MLOPS_ENV": "dev"}},
     }
     assert function_config_diff(d.function, reported) == ["memory 512 -> 1024"]
     assert architecture_diff(d.function, reported) is None
     assert architecture_diff(d.function, {**reported, "Architectures": ["arm64"]})
-    # Lambda omits Environment when it is empty: that is not drift
     assert function_config_diff(d.function, {**reported, "MemorySize": 1024}) == []
+    # The env's name always travels in IRIS_MLOPS_ENV (the `env` dimension of its metrics)
+    assert d.function.environment == {"IRIS_MLOPS_ENV": "dev"}
+    unset = {**reported, "MemorySize": 1024, "Environment": {}}
+    assert function_config_diff(d.function, unset) == [
+        "environment {} -> {'IRIS_MLOPS_ENV': 'dev'}"
+    ]
 
 
 def test_ownership_needs_both_tags():

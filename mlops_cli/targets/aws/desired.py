@@ -8,6 +8,7 @@ drift (drift that is not real would make every deploy mutate something).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -90,11 +91,14 @@ class DesiredState:
 
     @property
     def role_arn(self) -> str:
-        return f"arn:aws:iam::{self.account_id}:role/{self.role_name}"
+        return f"arn:{self.partition}:iam::{self.account_id}:role/{self.role_name}"
 
     @property
     def function_arn(self) -> str:
-        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.function_name}"
+        return (
+            f"arn:{self.partition}:lambda:{self.region}:{self.account_id}"
+            f":function:{self.function_name}"
+        )
 
     @property
     def alias_arn(self) -> str:
@@ -151,8 +155,14 @@ class DesiredState:
         """A permission's SourceArn: exactly this API's route (any stage), in our partition."""
         return route_source_arn(self.partition, self.region, self.account_id, api_id, route_key)
 
+    def api_arn(self, api_id: str) -> str:
+        """The HTTP API's ARN, as tagging takes it."""
+        return f"arn:{self.partition}:apigateway:{self.region}::/apis/{api_id}"
+
     def url(self, api_id: str) -> str:
-        return f"https://{api_id}.execute-api.{self.region}.amazonaws.com"
+        """A guess for tests and messages only: the real URL is the API's own `ApiEndpoint`
+        (other partitions use other DNS suffixes, e.g. amazonaws.com.cn)."""
+        return f"https://{api_id}.execute-api.{self.region}.{dns_suffix(self.partition)}"
 
     def cors(self) -> dict[str, Any] | None:
         if not self.cors_origins:
@@ -178,6 +188,24 @@ class DesiredState:
                 ROUTE_KEYS, self.partition, self.region, self.account_id, api_id
             )
         ]
+
+
+
+@functools.cache
+def partition_for_region(region: str) -> str:
+    """The region's partition as botocore's endpoint data knows it (`aws` for unknown regions,
+    e.g. an emulator's made-up one)."""
+    import boto3
+    from botocore.exceptions import UnknownRegionError
+
+    try:
+        return boto3.Session().get_partition_for_region(region) or "aws"
+    except (ValueError, UnknownRegionError):  # botocore knows no such region
+        return "aws"
+
+
+def dns_suffix(partition: str) -> str:
+    return {"aws-cn": "amazonaws.com.cn"}.get(partition, "amazonaws.com")
 
 
 def artifact_bucket_name(project: str, account_id: str, region: str) -> str:
@@ -210,7 +238,9 @@ def trust_policy() -> dict[str, Any]:
     }
 
 
-def logs_policy(region: str, account_id: str, function_name: str) -> dict[str, Any]:
+def logs_policy(
+    region: str, account_id: str, function_name: str, partition: str = "aws"
+) -> dict[str, Any]:
     """Write access to the function's own log group only: no wildcard resource, no managed policy.
 
     The log group is created by us (with retention), so CreateLogGroup is deliberately absent.
@@ -222,7 +252,8 @@ def logs_policy(region: str, account_id: str, function_name: str) -> dict[str, A
                 "Effect": "Allow",
                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                 "Resource": (
-                    f"arn:aws:logs:{region}:{account_id}:log-group:/aws/lambda/{function_name}:*"
+                    f"arn:{partition}:logs:{region}:{account_id}"
+                    f":log-group:/aws/lambda/{function_name}:*"
                 ),
             }
         ],
@@ -230,11 +261,17 @@ def logs_policy(region: str, account_id: str, function_name: str) -> dict[str, A
 
 
 def build_desired(
-    cfg: EnvConfig, region: str, account_id: str, package: PackageInfo | None = None
+    cfg: EnvConfig,
+    region: str,
+    account_id: str,
+    package: PackageInfo | None = None,
+    partition: str | None = None,
 ) -> DesiredState:
+    """`partition` defaults to the region's; export passes CloudFormation's `${AWS::Partition}`."""
     s = cfg.settings
     fn = cfg.function_name
-    role_arn = f"arn:aws:iam::{account_id}:role/{fn}"
+    partition = partition or partition_for_region(region)
+    role_arn = f"arn:{partition}:iam::{account_id}:role/{fn}"
     spec = FunctionSpec(
         runtime=package.runtime if package else s.package.runtime,
         handler=package.handler if package else "iris_runtime.handler.lambda_handler",
@@ -242,7 +279,8 @@ def build_desired(
         memory_mb=s.lambda_.memory_mb,
         timeout_s=s.lambda_.timeout_s,
         architectures=(package.architecture if package else s.package.architecture,),
-        environment=dict(s.lambda_.environment),
+        # IRIS_MLOPS_ENV: the `env` dimension of the handler's metrics (runtime/emf.py).
+        environment={**s.lambda_.environment, "IRIS_MLOPS_ENV": cfg.env},
     )
     return DesiredState(
         env=cfg.env,
@@ -250,9 +288,10 @@ def build_desired(
         region=region,
         account_id=account_id,
         function_name=fn,
+        partition=partition,
         tags=our_tags(cfg),
         trust_policy=trust_policy(),
-        inline_policy=logs_policy(region, account_id, fn),
+        inline_policy=logs_policy(region, account_id, fn, partition),
         log_group=f"/aws/lambda/{fn}",
         retention_days=s.lambda_.log_retention_days,
         function=spec,

@@ -11,6 +11,7 @@ from mlops_cli.config import EnvConfig
 from mlops_cli.console import Reporter
 from mlops_cli.durations import parse_since
 from mlops_cli.errors import IrisError, UsageError
+from mlops_cli.targets.aws import canary
 from mlops_cli.targets.aws.deploy import invoke_version
 from mlops_cli.targets.aws.desired import ALIAS, build_desired, is_ours, model_id_from_description
 from mlops_cli.targets.aws.planner import find_apis, plan_deploy
@@ -47,11 +48,18 @@ def status(
         "drift": drift,
         "live_version": plan.live_version,
         "model_id": plan.live_model_id,
-        "url": d.url(api_id) if api_id else None,
+        "url": (plan.variables.get("api_endpoint") or d.url(api_id)) if api_id else None,
         "deployed": bool(api_id and plan.live_version),
+        "canary": _canary_of(ctx, d.function_name) if plan.live_version else None,
         "record": record or None,
         "notes": plan.notes,
     }
+
+
+def _canary_of(ctx: AwsContext, fn: str) -> dict[str, Any] | None:
+    """A canary still routing traffic (a deploy killed during its bake): versions, weight, since."""
+    found = canary.current_canary(ctx, fn)
+    return found.to_dict() if found else None
 
 
 def _plain(detail: dict[str, Any]) -> dict[str, Any]:
@@ -73,6 +81,19 @@ def rollback(
     lam = ctx.client("lambda")
     with aws_errors(f"read the versions of {fn}", ctx):
         _require_ours(ctx, cfg)
+    leftover = canary.resolve_leftover(ctx, fn)  # an interrupted canary: back to its stable
+    if leftover is not None:
+        reporter.done(
+            f"cleared the canary of version {leftover.candidate} ({leftover.weight:.0%} since "
+            f"{leftover.since or 'unknown'}): {fn}:{ALIAS} serves version {leftover.stable} only"
+        )
+        if to_version is None:
+            with aws_errors(f"read version {leftover.stable} of {fn}", ctx):
+                conf = lam.get_function_configuration(FunctionName=fn, Qualifier=leftover.stable)
+            return {"env": cfg.env, "from": leftover.stable, "to": leftover.stable,
+                    "resolved_canary": leftover.to_dict(),
+                    "model_id": model_id_from_description(conf.get("Description"))}
+    with aws_errors(f"read the versions of {fn}", ctx):
         try:
             current = lam.get_alias(FunctionName=fn, Name=ALIAS)["FunctionVersion"]
         except Exception as exc:
@@ -138,15 +159,12 @@ def _model_of(versions: list[dict[str, Any]], version: str) -> str | None:
 
 
 def _require_ours(ctx: AwsContext, cfg: EnvConfig) -> None:
+    from mlops_cli.targets.aws.resources import function
+
     d = build_desired(cfg, ctx.region, ctx.account_id)
-    try:
-        got = ctx.client("lambda").get_function(FunctionName=d.function_name)
-    except Exception as exc:
-        if is_not_found(exc):
-            raise IrisError(
-                f"function {d.function_name} does not exist: deploy env {cfg.env} first"
-            ) from None
-        raise
+    got = function.find(ctx, d)
+    if got is None:
+        raise IrisError(f"function {d.function_name} does not exist: deploy env {cfg.env} first")
     if not is_ours(d, got.get("Tags")):
         raise UsageError(
             f"function {d.function_name} is not tagged as env {cfg.env}'s: refusing to touch it"
@@ -227,7 +245,9 @@ def invoke_direct(
     cfg: EnvConfig, store: ArtifactStore, payload: dict[str, Any], *, ctx: AwsContext | None = None
 ) -> dict[str, Any]:
     ctx = ctx or connect(cfg)
-    result = invoke_version(ctx, cfg.function_name, ALIAS, payload)
+    result = invoke_version(
+        ctx, cfg.function_name, ALIAS, payload, timeout_s=cfg.settings.lambda_.timeout_s
+    )
     if not isinstance(result, dict):
         raise IrisError(
             f"{cfg.function_name}:{ALIAS} answered something that is not an object: "

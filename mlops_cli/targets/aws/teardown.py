@@ -59,10 +59,10 @@ def teardown(
     for note in notes:
         reporter.warn(note)
     for item in skipped:
-        reporter.warn(
-            f"skipped {item['resource']} {item['name']}: it is not tagged as this env's "
-            f"(tags {item.get('tags') or 'none'})"
+        why = item.get("reason") or (
+            f"it is not tagged as this env's (tags {item.get('tags') or 'none'})"
         )
+        reporter.warn(f"skipped {item['resource']} {item['name']}: {why}")
     if plan_only:
         return result
     for step in steps:
@@ -95,9 +95,17 @@ def _collect(
         skipped.append({"resource": resource, "name": name, "tags": tags or {}})
 
     function_steps = function.teardown(ctx, d, foreign)
+    unconfirmed = any(item["resource"] == "lambda function" for item in skipped)
     api_steps = api.teardown(ctx, d, foreign)
     permission_steps = permission.teardown(ctx, d) if function_steps else []
     steps = [*permission_steps, *api_steps, *function_steps]
+    if unconfirmed:
+        # A function of our name that we cannot confirm as ours may run with this role and
+        # write to this log group: deleting them would break it (and leave it dangling).
+        why = f"kept because function {d.function_name} is not confirmed as this env's"
+        for resource, name in (("log group", d.log_group), ("iam role", d.role_name)):
+            skipped.append({"resource": resource, "name": name, "tags": {}, "reason": why})
+        return steps
     steps += log_group.teardown(ctx, d, foreign)
     steps += role.teardown(ctx, d, foreign)
     steps += bucket.teardown(ctx, d, foreign, include_bucket=include_bucket, notes=notes)

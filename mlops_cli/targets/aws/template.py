@@ -3,10 +3,11 @@
 
 What holds: every name, tag, policy, setting and permission in the template comes from
 `desired.py` — the desired state is built with CloudFormation's pseudo parameters in place of the
-region and the account (`${AWS::Region}`, `${AWS::AccountId}`, ARNs in `${AWS::Partition}`), so
-the strings deploy would send become `Fn::Sub` strings that CloudFormation resolves in whichever
-account and region the stack lands. Nothing here describes a resource a second time; when the
-desired state changes (a new route, another permission, auth on the routes), the template follows.
+region, the account and the partition (`${AWS::Region}`, `${AWS::AccountId}`,
+`${AWS::Partition}`), so the strings deploy would send become `Fn::Sub` strings that
+CloudFormation resolves in whichever account, region and partition the stack lands. Nothing here
+describes a resource a second time; when the desired state changes (a new route, another
+permission, auth on the routes), the template follows.
 A test compares the template with deploy's plan against an empty account, property by property.
 
 Why pure: a template is data. Building it needs no AWS call, no credentials and no network, so a
@@ -83,7 +84,7 @@ class CodeLocation:
 
 def template_state(cfg: EnvConfig, package: PackageInfo) -> DesiredState:
     """Deploy's desired state, with the stack's region and account standing in for real ones."""
-    return build_desired(cfg, REGION, ACCOUNT, package)
+    return build_desired(cfg, REGION, ACCOUNT, package, partition=PARTITION)
 
 
 def build_template(
@@ -102,9 +103,9 @@ def render(template: dict[str, Any]) -> str:
 
 # intrinsic functions ----------------------------------------------------------------------------
 def sub(value: str) -> Any:
-    """A string of the desired state as CloudFormation resolves it: ARNs in the stack's partition,
-    `${...}` placeholders through Fn::Sub; a plain string stays plain."""
-    value = re.sub(r"\barn:aws:", f"arn:{PARTITION}:", value)
+    """A string of the desired state as CloudFormation resolves it: `${...}` placeholders (the
+    stack's partition, region, account, the API's id) through Fn::Sub; a plain string stays
+    plain."""
     return {"Fn::Sub": value} if "${" in value else value
 
 
