@@ -18,7 +18,12 @@ import pytest
 
 from mlops_cli.config import EnvConfig, load_env
 from mlops_cli.packaging.result import PackageInfo
-from mlops_cli.targets.aws.desired import build_desired, normalize_cors, normalize_policy
+from mlops_cli.targets.aws.desired import (
+    build_desired,
+    normalize_cors,
+    normalize_policy,
+    partition_for_region,
+)
 from mlops_cli.targets.aws.model import resolve
 from mlops_cli.targets.aws.planner import plan_deploy
 from mlops_cli.targets.aws.template import CodeLocation, build_template
@@ -43,6 +48,8 @@ CONFIGS = {
         api__cors_origins=[],
     ),
     "api.auth iam": lambda: make_cfg(api__auth="iam"),
+    "China partition (cn-north-1)": lambda: make_cfg(aws__region="cn-north-1"),
+    "GovCloud partition (us-gov-west-1)": lambda: make_cfg(aws__region="us-gov-west-1"),
 }
 
 
@@ -56,7 +63,7 @@ class Stack:
         self.values = {
             "AWS::Region": region,
             "AWS::AccountId": account,
-            "AWS::Partition": "aws",
+            "AWS::Partition": partition_for_region(region),
             **{k: v.get("Default") for k, v in template.get("Parameters", {}).items()},
         }
         for name, res in self.resources.items():
@@ -72,8 +79,9 @@ class Stack:
             return props["FunctionName"]
         if kind == "AWS::Lambda::Alias":  # Ref of an alias is its ARN
             function = self.resolve(props["FunctionName"])
+            partition = self.values["AWS::Partition"]
             region, account = self.values["AWS::Region"], self.values["AWS::AccountId"]
-            return f"arn:aws:lambda:{region}:{account}:function:{function}:{props['Name']}"
+            return f"arn:{partition}:lambda:{region}:{account}:function:{function}:{props['Name']}"
         return name
 
     def resolve(self, value: Any) -> Any:
