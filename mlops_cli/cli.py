@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from mlops_cli import __version__, render
 from mlops_cli.artifacts import ArtifactStore
 from mlops_cli.config import DEFAULT_ENV, EnvConfig, load_env
-from mlops_cli.console import Reporter, error, out, print_json
+from mlops_cli.console import Reporter, begin_command, error, out, print_json, print_json_error
 from mlops_cli.errors import IrisError, UsageError
 
 app = typer.Typer(
@@ -95,6 +96,7 @@ def _main(
                      "[default: ./artifacts]."),
     ] = None,
 ) -> None:
+    begin_command()
     STATE.config_dir = config_dir
     STATE.artifacts_dir = artifacts_dir
 
@@ -105,7 +107,7 @@ def _handled(as_json: bool) -> Iterator[None]:
     try:
         yield
     except IrisError as exc:
-        _fail(str(exc), exc.exit_code, as_json)
+        _fail(str(exc), exc.exit_code, as_json, getattr(exc, "details", None))
     except KeyboardInterrupt:
         _fail("interrupted", 130, as_json)
     except typer.Exit:
@@ -121,9 +123,9 @@ def _handled(as_json: bool) -> Iterator[None]:
         )
 
 
-def _fail(message: str, code: int, as_json: bool) -> None:
+def _fail(message: str, code: int, as_json: bool, details: dict[str, Any] | None = None) -> None:
     if as_json:
-        print_json({"error": {"message": message, "exit_code": code}})
+        print_json_error(message, code, **(details or {}))
     error(message)
     raise typer.Exit(code)
 
@@ -143,14 +145,43 @@ def _http_api_unreachable(cfg: EnvConfig) -> bool:
 
 
 def _deployment_env(env: str | None, reporter: Reporter) -> str:
-    """Commands acting on a deployment default to the env most recently deployed."""
+    """Commands acting on a deployment default to the env most recently deployed — and say
+    "the most recent deploy" only while that deploy still stands (its record is there and, for
+    a local env, its server runs)."""
     if env:
         return env
     last = STATE.store.last_env()
     chosen = last or DEFAULT_ENV
-    why = "the most recent deploy" if last else "the default; nothing deployed yet"
+    if not last:
+        why = "the default; nothing deployed yet"
+    elif _record_stands(last):
+        why = "the most recent deploy"
+    else:
+        why = "the env deployed last; that deployment no longer stands"
     reporter.info(f"[dim]using env [bold]{chosen}[/bold] ({why}); pass --env to choose[/dim]")
     return chosen
+
+
+def _record_stands(env: str) -> bool:
+    record = STATE.store.read_record(env)
+    if not record:
+        return False
+    if record.get("target", "local") != "local":
+        return True  # an aws record is a cache; `status` asks AWS itself
+    from mlops_cli.targets.local.process import record_server_alive
+
+    return record_server_alive(record)
+
+
+def _no_endpoint_message(cfg: EnvConfig) -> str:
+    """Why there is no endpoint to call: never deployed, or deployed and no longer running."""
+    if STATE.store.read_record(cfg.env) is None:
+        return (f"nothing is deployed for env {cfg.env!r}: run `iris-mlops deploy --env "
+                f"{cfg.env}` first")
+    what = ("its server was stopped or killed" if cfg.settings.target == "local"
+            else "its HTTP API is gone")
+    return (f"the endpoint of env {cfg.env!r} is not running ({what}): run `iris-mlops deploy "
+            f"--env {cfg.env}` again")
 
 
 # --------------------------------------------------------------------------- train / evaluate
@@ -346,29 +377,19 @@ def invoke(
             body = target.invoke_direct(cfg, STATE.store, payload)
             elapsed, url, status = (time.perf_counter() - started) * 1000, "lambda:live", 200
             if isinstance(body, dict) and "error" in body:
-                status = 400
+                internal = isinstance(body["error"], dict) and body["error"].get(
+                    "code") == "internal_error"
+                status = 500 if internal else 400
         else:
             base = target.endpoint(cfg, STATE.store)
             if not base:
-                raise IrisError(
-                    f"nothing is deployed for env {cfg.env!r}: run `iris-mlops deploy --env "
-                    f"{cfg.env}` first"
-                )
+                raise IrisError(_no_endpoint_message(cfg))
             url = base.rstrip("/") + "/predict"
             status, body, elapsed = core.post_json(url, payload)
+        core.require_prediction(status, body)
         if as_json:
             print_json(body)
-        if not isinstance(body, dict) or status >= 400 or "error" in body:
-            err = body.get("error", {}) if isinstance(body, dict) else {}
-            message = err.get("message", str(body)) if isinstance(err, dict) else str(err)
-            raise IrisError(f"the endpoint answered {status}: {message}")
-        if "prediction" not in body and "predictions" not in body:
-            raise IrisError(
-                f"the endpoint answered without a prediction: {str(body)[:200]} (is it running "
-                "this project's runtime? moto's Lambda, for one, runs no code and echoes the "
-                "event)"
-            )
-        if not as_json:
+        else:
             render.prediction(body, elapsed, url)
 
 
@@ -445,12 +466,23 @@ def status(
         result = target_module(cfg).status(cfg, STATE.store)
         if as_json:
             print_json(result)
-            return
-        render.key_values(f"Status of env {cfg.env}", result)
-        if isinstance(result.get("resources"), list):
-            render.resource_states(result["resources"])
-        for drift in result.get("drift", []) or []:
-            out.print(f"[yellow]drift:[/yellow] {drift}")
+        else:
+            render.key_values(f"Status of env {cfg.env}", result)
+            if isinstance(result.get("resources"), list):
+                render.resource_states(result["resources"])
+            labels = {"missing": "missing", "foreign": "not ours", "drift": "drift",
+                      "notes": "note"}
+            for key, label in labels.items():
+                for item in result.get(key) or []:
+                    text = render.plan_line(item) if isinstance(item, dict) else str(item)
+                    out.print(f"[yellow]{label}:[/yellow] {escape(text)}")
+        if result.get("deployed") and result.get("running") is False:
+            message = (f"the endpoint of env {cfg.env!r} is not running (its server was stopped "
+                       f"or killed): run `iris-mlops deploy --env {cfg.env}` again")
+            if as_json:
+                error(message)
+                raise typer.Exit(1)
+            raise IrisError(message)
 
 
 @app.command()
