@@ -8,16 +8,22 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from mlops_cli import __version__, render
 from mlops_cli.artifacts import ArtifactStore
-from mlops_cli.config import DEFAULT_ENV, EnvConfig, load_env
 from mlops_cli.console import Reporter, begin_command, error, out, print_json, print_json_error
 from mlops_cli.errors import IrisError, UsageError
+
+if TYPE_CHECKING:
+    from mlops_cli.config import EnvConfig
+
+# The same value as config.DEFAULT_ENV (a test keeps them equal). config.py imports pydantic and
+# yaml, about half of the CLI's start-up: `--version`, `--help` and usage errors never need them.
+DEFAULT_ENV = "local"
 
 app = typer.Typer(
     name="iris-mlops",
@@ -131,6 +137,8 @@ def _fail(message: str, code: int, as_json: bool, details: dict[str, Any] | None
 
 
 def _cfg(env: str | None, overrides: dict[str, Any] | None = None) -> EnvConfig:
+    from mlops_cli.config import load_env
+
     return load_env(env or DEFAULT_ENV, STATE.config_dir, overrides)
 
 
