@@ -93,13 +93,13 @@ def _main(
     config_dir: Annotated[
         str | None,
         typer.Option("--config-dir", envvar="IRIS_MLOPS_CONFIG_DIR",
-                     help="Folder of env configs [default: ./configs]."),
+                     help="Folder of env configs. \\[default: ./configs]"),
     ] = None,
     artifacts_dir: Annotated[
         str | None,
         typer.Option("--artifacts-dir", envvar="IRIS_MLOPS_ARTIFACTS",
-                     help="Folder for models, packages and deployment records "
-                     "[default: ./artifacts]."),
+                     help="Folder for models, packages and deployment records. "
+                     "\\[default: ./artifacts]"),
     ] = None,
 ) -> None:
     begin_command()
@@ -197,10 +197,15 @@ def _no_endpoint_message(cfg: EnvConfig) -> str:
 def train(
     env: EnvOpt = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (overrides training.seed).")] = None,
-    model: Annotated[
+    kind: Annotated[
         str | None,
-        typer.Option("--model", help="Model kind: logistic_regression, decision_tree, "
-                     "random_forest, gradient_boosting (overrides model.kind)."),
+        typer.Option("--kind", "-k", metavar="KIND",
+                     help="Model kind: logistic_regression, decision_tree, random_forest, "
+                     "gradient_boosting (overrides model.kind)."),
+    ] = None,
+    old_model: Annotated[
+        str | None,
+        typer.Option("--model", hidden=True, help="Deprecated spelling of --kind."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -210,6 +215,13 @@ def train(
     """
     with _handled(as_json):
         from mlops_cli.training.train import train as run_train
+
+        # `--model` names a model id on every other command; on train it once meant the kind.
+        if old_model is not None:
+            if kind is not None:
+                raise UsageError("give --kind only (--model is its deprecated spelling)")
+            Reporter(quiet=as_json).warn("`train --model KIND` is deprecated: use --kind KIND")
+        model = kind or old_model
 
         overrides: dict[str, Any] = {"training.seed": seed, "model.kind": model}
         if model:
@@ -657,8 +669,31 @@ def config_list(as_json: JsonOpt = False) -> None:
                 out.print(name)
 
 
+def readable_metavars(command: Any) -> Any:
+    """Name each value in --help (`--env ENV`) instead of the Python type recent Typer prints
+    (`<str>`, `<bool>`), and show nothing for flags. Applied to the whole command tree, so
+    commands and options added later get it without declaring a metavar."""
+    params = list(command.params)
+    with contextlib.suppress(Exception):  # --help itself is made on demand (and cached)
+        params.append(command.get_help_option(command.context_class(command)))
+    for param in params:
+        if param is None or param.metavar is not None or not param.name:
+            continue
+        if getattr(param, "is_flag", False) or getattr(param, "count", False):
+            param.metavar = ""
+        else:
+            argument = param.param_type_name == "argument"
+            many = argument and param.nargs != 1
+            param.metavar = param.name.upper() + ("..." if many else "")
+            if argument and hasattr(param, "display_type_rich"):
+                param.display_type_rich = lambda ctx: None  # its type column ignores metavar
+    for sub in getattr(command, "commands", {}).values():
+        readable_metavars(sub)
+    return command
+
+
 def main() -> None:
-    app()
+    readable_metavars(typer.main.get_command(app))(prog_name="iris-mlops")
 
 
 if __name__ == "__main__":
