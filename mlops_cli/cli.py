@@ -15,7 +15,15 @@ from rich.markup import escape
 
 from mlops_cli import __version__, render
 from mlops_cli.artifacts import ArtifactStore
-from mlops_cli.console import Reporter, begin_command, error, out, print_json, print_json_error
+from mlops_cli.console import (
+    Reporter,
+    begin_command,
+    err,
+    error,
+    out,
+    print_json,
+    print_json_error,
+)
 from mlops_cli.errors import IrisError, UsageError
 
 if TYPE_CHECKING:
@@ -150,6 +158,12 @@ def _http_api_unreachable(cfg: EnvConfig) -> bool:
     from mlops_cli.targets.aws.session import resolve_endpoint
 
     return resolve_endpoint(cfg) is not None
+
+
+def _endpoint_url(cfg: EnvConfig) -> str | None:
+    from mlops_cli.targets.aws.session import resolve_endpoint
+
+    return resolve_endpoint(cfg)
 
 
 def _deployment_env(env: str | None, reporter: Reporter) -> str:
@@ -325,12 +339,26 @@ def deploy(
         if plan and cfg.settings.target != "aws":
             raise UsageError("--plan applies to aws envs; a local deploy changes nothing "
                              "outside this machine")
+        if cfg.settings.target == "aws":
+            # fail fast: credentials and region before anything is built
+            from mlops_cli.targets.aws.session import connect
+
+            connect(cfg)
+        emulated = _http_api_unreachable(cfg)
         info = _ensure_package(cfg, model, flavor, reporter)
         with STATE.store.lock(cfg.env):
             if cfg.settings.target == "aws":
-                result = target.deploy(
-                    cfg, STATE.store, info, reporter, plan_only=plan, smoke_test=smoke_test
-                )
+                try:
+                    result = target.deploy(
+                        cfg, STATE.store, info, reporter, plan_only=plan, smoke_test=smoke_test
+                    )
+                except IrisError as exc:
+                    if emulated and smoke_test and str(exc).startswith("smoke test"):
+                        raise type(exc)(
+                            f"{exc}. Against a custom endpoint such as moto, whose Lambda runs "
+                            "no code, deploy with --no-smoke-test", **exc.details
+                        ) from None
+                    raise
             else:
                 result = target.deploy(cfg, STATE.store, info, reporter)
         if as_json:
@@ -344,9 +372,13 @@ def deploy(
                 out.print(f"[green]env {cfg.env} is up to date[/green] — no changes made")
         elif not result.get("changed", True):
             out.print(f"[green]env {cfg.env} is up to date[/green] — same package already running")
-        url = result.get("invoke_url") or result.get("url")
-        out.print(f"[bold]endpoint[/bold] {url}")
-        out.print(f"try: iris-mlops invoke 5.1 3.5 1.4 0.2 --env {cfg.env}")
+        url = result.get("invoke_url") or str(result.get("url")).rstrip("/") + "/predict"
+        out.print(f"[bold]endpoint[/bold] {escape(url)}")
+        if emulated:
+            out.print(f"[dim]custom AWS endpoint {escape(str(_endpoint_url(cfg)))}: this URL is "
+                      "not served there, and an emulated Lambda may not run the model[/dim]")
+        else:
+            out.print(f"try: iris-mlops invoke 5.1 3.5 1.4 0.2 --env {cfg.env}")
 
 
 # --------------------------------------------------------------------------- invoke
@@ -516,7 +548,10 @@ def logs(
     region: RegionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the function's log lines (aws: its CloudWatch log group; local: the server log)."""
+    """Show the function's log lines (aws: its CloudWatch log group; local: the server log).
+
+    One record per line, never wrapped; --json prints JSON Lines (one object per record).
+    """
     with _handled(as_json):
         import json as _json
         from datetime import UTC, datetime
@@ -525,8 +560,11 @@ def logs(
 
         reporter = Reporter(quiet=as_json)
         cfg = _cfg(_deployment_env(env, reporter), _aws(profile, region))
+        shown = 0
 
         def sink(event: dict[str, Any]) -> None:
+            nonlocal shown
+            shown += 1
             if as_json:
                 sys.stdout.write(_json.dumps(event) + "\n")
                 sys.stdout.flush()
@@ -542,6 +580,9 @@ def logs(
         if not hasattr(target, "logs"):
             raise UsageError(f"the {cfg.settings.target} target has no logs command")
         target.logs(cfg, STATE.store, since, follow, sink)
+        if not shown:
+            # stderr, so stdout stays empty (or valid JSON Lines) for scripts
+            err.print(f"no log lines since {since} for env {cfg.env}", markup=False)
 
 
 @app.command()
@@ -632,8 +673,9 @@ def up(
         if as_json:
             print_json(summary)
         else:
-            out.print(f"[bold]endpoint[/bold] {result.get('invoke_url') or url}")
-            render.prediction(body, elapsed, str(url))
+            predict_url = result.get("invoke_url") or str(url).rstrip("/") + "/predict"
+            out.print(f"[bold]endpoint[/bold] {escape(str(predict_url))}")
+            render.prediction(body, elapsed, str(predict_url))
 
 
 # --------------------------------------------------------------------------- config
