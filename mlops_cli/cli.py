@@ -339,18 +339,20 @@ def deploy(
         if plan and cfg.settings.target != "aws":
             raise UsageError("--plan applies to aws envs; a local deploy changes nothing "
                              "outside this machine")
+        aws_ctx = None
         if cfg.settings.target == "aws":
             # fail fast: credentials and region before anything is built
             from mlops_cli.targets.aws.session import connect
 
-            connect(cfg)
+            aws_ctx = connect(cfg)
         emulated = _http_api_unreachable(cfg)
         info = _ensure_package(cfg, model, flavor, reporter)
         with STATE.store.lock(cfg.env):
             if cfg.settings.target == "aws":
                 try:
                     result = target.deploy(
-                        cfg, STATE.store, info, reporter, plan_only=plan, smoke_test=smoke_test
+                        cfg, STATE.store, info, reporter, plan_only=plan, smoke_test=smoke_test,
+                        ctx=aws_ctx,
                     )
                 except IrisError as exc:
                     if emulated and smoke_test and str(exc).startswith("smoke test"):
