@@ -565,18 +565,21 @@ def logs(
         shown = 0
 
         def sink(event: dict[str, Any]) -> None:
+            # Written as is, never through Rich: a record stays one line, byte for byte (tabs
+            # and all), however narrow the terminal or wherever stdout goes.
             nonlocal shown
             shown += 1
             if as_json:
-                sys.stdout.write(_json.dumps(event) + "\n")
-                sys.stdout.flush()
+                line = _json.dumps(event)
             else:
                 stamp = event.get("timestamp")
                 when = (
                     datetime.fromtimestamp(stamp / 1000, UTC).strftime("%H:%M:%S")
                     if isinstance(stamp, (int, float)) else ""
                 )
-                out.print(f"{when} {event.get('message', '')}", markup=False, highlight=False)
+                line = f"{when} {event.get('message', '')}"
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
 
         target = target_module(cfg)
         if not hasattr(target, "logs"):
