@@ -300,6 +300,14 @@ def test_against_moto_deploy_hints_fit_the_emulator_and_no_change_is_light(
     assert heavy == []
     assert "None" not in status.stdout and "{'" not in status.stdout
 
+    dev_yaml = project.folder / "configs" / "dev.yaml"
+    dev_yaml.write_text(dev_yaml.read_text().replace("memory_mb: 512", "memory_mb: 1024"))
+    drifted = project.run("status", "--env", "dev", env=env)
+    assert drifted.returncode == 0, drifted.stderr
+    drift = [line for line in drifted.stdout.splitlines() if line.startswith("drift:")]
+    assert drift and "lambda function iris-mlops-dev" in drift[0], drifted.stdout
+    assert "{" not in "".join(drift) and "None" not in drifted.stdout
+
     heavy, plan = project.heavy_imports("teardown", "--env", "dev", "--plan", env=env)
     assert plan.returncode == 0, plan.stderr
     assert heavy == []
