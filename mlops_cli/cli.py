@@ -363,6 +363,7 @@ def deploy(
                     raise
             else:
                 result = target.deploy(cfg, STATE.store, info, reporter)
+        result.setdefault("auth", cfg.settings.api.auth)
         if as_json:
             print_json(result)
             return
@@ -376,11 +377,28 @@ def deploy(
             out.print(f"[green]env {cfg.env} is up to date[/green] — same package already running")
         url = result.get("invoke_url") or str(result.get("url")).rstrip("/") + "/predict"
         out.print(f"[bold]endpoint[/bold] {escape(url)}")
+        out.print(_auth_line(cfg))
         if emulated:
             out.print(f"[dim]custom AWS endpoint {escape(str(_endpoint_url(cfg)))}: this URL is "
                       "not served there, and an emulated Lambda may not run the model[/dim]")
         else:
             out.print(f"try: iris-mlops invoke 5.1 3.5 1.4 0.2 --env {cfg.env}")
+
+
+def _auth_line(cfg: EnvConfig) -> str:
+    """What `deploy` says about who may call the endpoint (api.auth)."""
+    if cfg.settings.api.auth == "iam":
+        from mlops_cli.signing import signing_region
+
+        return (
+            "[bold]auth[/bold] iam — only SigV4-signed requests are served (service "
+            f"execute-api, region {signing_region(cfg)}); `invoke` signs with your AWS "
+            "credentials"
+        )
+    return (
+        "[bold]auth[/bold] [yellow]none — the endpoint is public: anyone with the URL can call "
+        "it[/yellow] (set api.auth: iam to require signed requests)"
+    )
 
 
 # --------------------------------------------------------------------------- invoke
@@ -438,13 +456,37 @@ def invoke(
             base = target.endpoint(cfg, STATE.store)
             if not base:
                 raise IrisError(_no_endpoint_message(cfg))
+            from mlops_cli.signing import signer_for
+
             url = base.rstrip("/") + "/predict"
-            status, body, elapsed = core.post_json(url, payload)
+            status, body, elapsed = core.post_json(url, payload, sign=signer_for(cfg))
+        if status == 403 and isinstance(body, dict) and body.get("message") == "Forbidden":
+            raise IrisError(_forbidden_hint(cfg), status=status, response=body)
         core.require_prediction(status, body)
         if as_json:
             print_json(body)
         else:
             render.prediction(body, elapsed, url)
+
+
+def _forbidden_hint(cfg: EnvConfig) -> str:
+    if cfg.settings.api.auth != "iam":
+        return (
+            f"the endpoint answered 403 Forbidden: it requires SigV4-signed requests, but env "
+            f"{cfg.env!r} has api.auth: none. Set api.auth: iam in its config (then `invoke` "
+            "signs), or deploy it again"
+        )
+    where = (
+        "the local endpoint accepts only the credentials in effect when it was deployed: run "
+        f"`iris-mlops deploy --env {cfg.env}` again to hand it the current ones"
+        if cfg.settings.target == "local"
+        else "the caller needs execute-api:Invoke on the API's routes (see the README's "
+        "'Calling a protected endpoint')"
+    )
+    return (
+        f"the endpoint answered 403 Forbidden to a request signed with your AWS credentials: "
+        f"{where}"
+    )
 
 
 # --------------------------------------------------------------------------- teardown
@@ -672,8 +714,10 @@ def up(
             body = target_module(cfg).invoke_direct(cfg, store, {"features": example})
             elapsed = 0.0
         else:
+            from mlops_cli.signing import signer_for
+
             _, body, elapsed = core.post_json(str(url).rstrip("/") + "/predict",
-                                              {"features": example})
+                                              {"features": example}, sign=signer_for(cfg))
         summary["invoke"] = body
         if as_json:
             print_json(summary)

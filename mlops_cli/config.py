@@ -27,6 +27,8 @@ RUNTIMES: tuple[str, ...] = Runtime.__args__  # type: ignore[attr-defined]
 Architecture = Literal["x86_64", "arm64"]
 Flavor = Literal["portable", "sklearn"]
 Target = Literal["local", "aws"]
+# none: anyone with the URL may call the endpoint; iam: only SigV4-signed requests (AWS_IAM routes)
+ApiAuth = Literal["none", "iam"]
 # The retention values CloudWatch Logs accepts (PutRetentionPolicy); anything else fails there.
 LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
@@ -105,6 +107,7 @@ class ApiSettings(_Section):
     throttle_rate: float = Field(default=50.0, gt=0, le=10000)
     throttle_burst: int = Field(default=100, ge=1, le=5000)
     cors_origins: list[str] = Field(default_factory=list)
+    auth: ApiAuth = "none"
 
 
 class LocalSettings(_Section):

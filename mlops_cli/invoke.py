@@ -9,9 +9,12 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_cli.errors import IrisError, UsageError
+
+if TYPE_CHECKING:
+    from mlops_cli.signing import Signer
 
 FEATURES = 4
 
@@ -64,12 +67,16 @@ def _looks_numeric(text: str) -> bool:
     return True
 
 
-def post_json(url: str, payload: dict[str, Any], timeout: float = 30.0) -> tuple[int, Any, float]:
-    """POST; return (status, decoded body, round-trip ms). HTTP errors are results, not raised."""
+def post_json(
+    url: str, payload: dict[str, Any], timeout: float = 30.0, sign: Signer | None = None
+) -> tuple[int, Any, float]:
+    """POST; return (status, decoded body, round-trip ms). HTTP errors are results, not raised.
+    With `sign` (api.auth: iam) the request carries a SigV4 signature for execute-api."""
     body = json.dumps(payload).encode()
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"content-type": "application/json"}
-    )
+    headers = {"content-type": "application/json"}
+    if sign is not None:
+        headers = sign("POST", url, body, headers)
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     started = time.perf_counter()
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

@@ -74,6 +74,8 @@ class DesiredState:
     zip_sha256_hex: str | None = None
     use_s3: bool = False
     model_id: str | None = None
+    # api.auth: AWS_IAM = API Gateway serves only SigV4 requests allowed execute-api:Invoke
+    route_authorization: str = "NONE"
     extra: dict[str, Any] = field(default_factory=dict)
 
     # derived names -----------------------------------------------------------------------------
@@ -219,6 +221,7 @@ def build_desired(
         zip_sha256_hex=package.sha256 if package else None,
         use_s3=package.needs_s3_upload if package else False,
         model_id=package.model_id if package else None,
+        route_authorization="AWS_IAM" if s.api.auth == "iam" else "NONE",
     )
 
 

@@ -8,6 +8,7 @@ tests assert "no mutating call" without touching AWS.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,52 @@ class PlannedCall:
 
     def to_dict(self) -> dict[str, str]:
         return {"action": self.operation, "resource": self.resource, "reason": self.reason}
+
+
+@dataclass
+class Observation:
+    resource: str  # "lambda function iris-mlops-dev"
+    state: str  # "found" | "missing" | "foreign"
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    """What the planner read (`observed`) and the calls that close the gap, in order."""
+
+    calls: list[PlannedCall] = field(default_factory=list)
+    observed: list[Observation] = field(default_factory=list)
+    variables: dict[str, Any] = field(default_factory=dict)  # ids already known from AWS
+    live_version: str | None = None
+    live_model_id: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def foreign(self) -> list[Observation]:
+        return [o for o in self.observed if o.state == "foreign"]
+
+    @property
+    def mutating(self) -> list[PlannedCall]:
+        return [c for c in self.calls if c.kind == "call"]
+
+    def add(self, call: PlannedCall) -> None:
+        self.calls.append(call)
+
+    def observe(self, resource: str, state: str, **detail: Any) -> None:
+        self.observed.append(Observation(resource, state, detail))
+
+
+@dataclass
+class Deletion:
+    """One teardown step: what it deletes (for the plan and progress) and the call that does it."""
+
+    resource: str
+    name: str
+    run: Callable[[], Any]
+
+
+# Teardown reports a resource that has our name but not our tags: (resource, name, tags).
+Foreign = Callable[[str, str, Any], None]
 
 
 class MissingVariable(KeyError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,6 +176,16 @@ def is_not_found(exc: BaseException) -> bool:
         return False
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return error_code(exc) in NOT_FOUND_CODES or (status == 404 and not error_code(exc))
+
+
+def get_or_none(call: Callable[[], Any]) -> Any:
+    """The answer of a read-only call, or None when what it reads is not there."""
+    try:
+        return call()
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import mlops_cli
 from mlops_cli.artifacts import cache_dir, sha256_file
-from mlops_cli.errors import IrisError
+from mlops_cli.errors import IrisError, UsageError
 from mlops_cli.interpreters import Interpreter, current_interpreter, find_interpreter
 from mlops_cli.targets.local.process import record_server_alive, stop_group
 from mlops_cli.targets.local.spec import SERVER_MODULE, ServerSpec
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from mlops_cli.config import EnvConfig
     from mlops_cli.console import Reporter
     from mlops_cli.packaging.result import PackageInfo
+    from mlops_cli.signing import Signer
 
 START_TIMEOUT_S = 30.0
 HEALTH_TIMEOUT_S = 5.0
@@ -82,8 +83,12 @@ def resolve_python(cfg: EnvConfig, runtime: str, reporter: Reporter) -> Interpre
 
 
 def build_spec(
-    cfg: EnvConfig, package: PackageInfo, root: Path, python: Interpreter, port: int
+    cfg: EnvConfig, package: PackageInfo, root: Path, python: Interpreter, port: int,
+    signer: Signer | None = None,
 ) -> ServerSpec:
+    """`signer` (api.auth: iam) holds the credentials the server will verify signatures with."""
+    from mlops_cli.signing import LOCAL_DEFAULT_REGION
+
     s = cfg.settings
     return ServerSpec(
         env=cfg.env,
@@ -96,19 +101,25 @@ def build_spec(
         timeout_s=s.lambda_.timeout_s,
         memory_mb=s.lambda_.memory_mb,
         function_name=cfg.function_name,
-        region=s.aws.region or "us-east-1",
+        region=s.aws.region or LOCAL_DEFAULT_REGION,
         environment=dict(s.lambda_.environment),
+        auth=s.api.auth,
+        credentials=signer.credentials_dict() if signer is not None else None,
     )
 
 
-def http_get(url: str, path: str, timeout: float) -> tuple[int, bytes] | None:
-    """GET on loopback only: a record is a file anyone could edit, not a reason to go online."""
+def http_get(
+    url: str, path: str, timeout: float, sign: Signer | None = None
+) -> tuple[int, bytes] | None:
+    """GET on loopback only: a record is a file anyone could edit, not a reason to go online.
+    `sign`: SigV4-sign it, for an endpoint deployed with api.auth: iam."""
     parts = urlsplit(url)
     if parts.hostname != "127.0.0.1" or not parts.port:
         return None
+    headers = sign("GET", url.rstrip("/") + path, b"", {}) if sign is not None else {}
     conn = http.client.HTTPConnection("127.0.0.1", parts.port, timeout=timeout)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers=headers)
         response = conn.getresponse()
         return response.status, response.read()
     except (OSError, http.client.HTTPException):
@@ -217,7 +228,7 @@ def start_detached(spec: ServerSpec, log: Path) -> tuple[int, dict[str, Any]]:
 
 def _result(record: dict[str, Any], changed: bool) -> dict[str, Any]:
     keys = ("env", "url", "pid", "package_sha256", "model_id", "flavor", "python",
-            "python_version", "log", "workers")
+            "python_version", "log", "workers", "auth")
     out = {key: record.get(key) for key in keys}
     out["target"] = TARGET
     out["changed"] = changed
@@ -228,10 +239,16 @@ def _result(record: dict[str, Any], changed: bool) -> dict[str, Any]:
 def deploy(
     cfg: EnvConfig, store: ArtifactStore, package: PackageInfo, reporter: Reporter
 ) -> dict[str, Any]:
-    """Serve `package` on 127.0.0.1 in the background; a no-op when it already is."""
+    """Serve `package` on 127.0.0.1 in the background; a no-op when it already is.
+
+    With api.auth: iam the server checks signatures against the credentials of the boto3 chain
+    now in effect; the running server is kept only if it accepts a request signed with them."""
+    from mlops_cli.signing import signer_for
+
     root = _prepare(package, reporter)
     python = resolve_python(cfg, package.runtime, reporter)
-    spec = build_spec(cfg, package, root, python, cfg.settings.local.port)
+    signer = signer_for(cfg)
+    spec = build_spec(cfg, package, root, python, cfg.settings.local.port, signer)
 
     previous = store.read_record(cfg.env)
     old_alive = record_server_alive(previous) and (previous or {}).get("target") == TARGET
@@ -240,7 +257,7 @@ def deploy(
             previous.get("package_sha256") == package.sha256
             and previous.get("spec_digest") == spec.digest()
         )
-        healthy = http_get(str(previous.get("url")), "/health", HEALTH_TIMEOUT_S)
+        healthy = http_get(str(previous.get("url")), "/health", HEALTH_TIMEOUT_S, signer)
         if same and healthy is not None and healthy[0] == 200:
             return _result(previous, changed=False)
         if spec.port and previous.get("port") == spec.port:
@@ -254,7 +271,7 @@ def deploy(
     ):
         pid, ready = start_detached(spec, log)
     url = f"http://127.0.0.1:{ready['port']}"
-    health = http_get(url, "/health", HEALTH_TIMEOUT_S)
+    health = http_get(url, "/health", HEALTH_TIMEOUT_S, signer)
     if health is None or health[0] != 200:
         stop_group(pid, grace=1.0)
         got = "no answer" if health is None else f"HTTP {health[0]}: {health[1][:300]!r}"
@@ -280,6 +297,7 @@ def deploy(
         "root": spec.root,
         "log": str(log),
         "spec_digest": spec.digest(),
+        "auth": spec.auth,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     store.write_record(cfg.env, record)
@@ -312,7 +330,11 @@ def status(cfg: EnvConfig, store: ArtifactStore) -> dict[str, Any]:
         return {"env": cfg.env, "target": TARGET, "deployed": False, "up": False, "url": None,
                 "model_id": None, "package_sha256": None, "flavor": None, "pid": None}
     alive = record_server_alive(record)
-    health = http_get(str(record.get("url")), "/health", HEALTH_TIMEOUT_S) if alive else None
+    health = (
+        http_get(str(record.get("url")), "/health", HEALTH_TIMEOUT_S, _status_signer(cfg, record))
+        if alive
+        else None
+    )
     return {
         "env": cfg.env,
         "target": TARGET,
@@ -328,7 +350,21 @@ def status(cfg: EnvConfig, store: ArtifactStore) -> dict[str, Any]:
         "workers": record.get("workers"),
         "log": record.get("log"),
         "started_at": record.get("started_at"),
+        "auth": record.get("auth", "none"),
     }
+
+
+def _status_signer(cfg: EnvConfig, record: dict[str, Any]) -> Signer | None:
+    """Sign the health check for a protected server; without credentials, ask unsigned (a 403
+    then shows as not up, which is what the caller would get too)."""
+    from mlops_cli.signing import signer_for
+
+    if record.get("auth", "none") != "iam":
+        return None
+    try:
+        return signer_for(cfg, "iam")
+    except UsageError:
+        return None
 
 
 def endpoint(cfg: EnvConfig, store: ArtifactStore) -> str | None:
@@ -352,8 +388,10 @@ def serve(
 
     root = _prepare(package, reporter)
     python = resolve_python(cfg, package.runtime, reporter)
+    from mlops_cli.signing import signer_for
+
     chosen = cfg.settings.local.port if port is None else port
-    spec = build_spec(cfg, package, root, python, chosen)
+    spec = build_spec(cfg, package, root, python, chosen, signer_for(cfg))
     failure: list[str] = []
 
     def on_ready(message: dict[str, Any]) -> None:

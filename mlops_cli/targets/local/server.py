@@ -23,6 +23,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from mlops_cli.targets.local.auth import gate_for
 from mlops_cli.targets.local.events import (
     HttpResponse,
     build_event,
@@ -57,6 +58,7 @@ class LocalHTTPServer(ThreadingHTTPServer):
         self.pool = pool
         self.spec = spec
         self.log = log
+        self.gate = gate_for(spec, log.write)  # api.auth: iam → SigV4 checked before any worker
         super().__init__(("127.0.0.1", port), _Handler)
 
     def server_bind(self) -> None:
@@ -192,7 +194,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             response = json_response(exc.status, {"message": exc.message}, request_id, close=True)
         else:
-            response = self._invoke(body, request_id)
+            gate = self.server.gate
+            refused = gate and gate(self.command, self.path, list(self.headers.items()), body,
+                                    request_id)
+            response = refused or self._invoke(body, request_id)
         self._write(response)
         if self.server.spec.access_log:
             ms = (time.perf_counter() - started) * 1000

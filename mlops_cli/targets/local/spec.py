@@ -1,8 +1,11 @@
 """What a local server runs, as plain data handed from `deploy` to the detached server process.
 
 The spec travels as JSON over the server's stdin (never argv: `lambda.environment` may hold values
-that should not show in `ps`). Its digest tells a redeploy whether the running server already
-serves exactly this package with exactly this configuration.
+that should not show in `ps`; with `api.auth: iam` it carries the deploy-time AWS credentials the
+server verifies signatures against, which must never land on disk or in a log — so `repr` hides
+them, the digest keeps only the access key id, and nothing writes `to_json()` anywhere else).
+Its digest tells a redeploy whether the running server already serves exactly this package with
+exactly this configuration.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ class ServerSpec:
     access_log: bool = True
     max_body: int = MAX_BODY
     init_timeout_s: float = 25.0
+    auth: str = "none"  # api.auth: "iam" = only SigV4-signed requests reach the function
+    # {"access_key", "secret_key", "token"} when auth is iam; stdin only, see the module doc
+    credentials: dict[str, str | None] | None = field(default=None, repr=False)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -51,6 +57,8 @@ class ServerSpec:
         data = asdict(self)
         data.pop("access_log")
         data.pop("init_timeout_s")
+        creds = data.pop("credentials") or {}
+        data["auth_access_key"] = creds.get("access_key")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
     @property
