@@ -51,3 +51,10 @@ def run_cli(project: Path) -> RunCli:
         )
 
     return run
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _shared_runtime_client() -> None:
+    """Tests sandbox IRIS_MLOPS_CACHE; the pinned awslambdaric tree is immutable, so one staged
+    copy (under the shared test cache) serves them all instead of one pip run per sandbox."""
+    os.environ.setdefault("IRIS_MLOPS_RUNTIME_CLIENTS", str(_cache_dir() / "runtime-client"))

@@ -16,7 +16,20 @@ FLAVORS = ("portable", "sklearn")
 
 
 class ModelLoadError(Exception):
-    """The packaged model cannot be served; the message says which file and why."""
+    """The packaged model cannot be served; the message says which file and why.
+
+    The message is ASCII whatever it quotes (paths, values): AWS's runtime interface client on
+    python3.12+ posts an init error with `http.client`, which encodes the body as Latin-1, so one
+    character outside it loses the error and Lambda shows a bare runtime exit instead.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ascii_text(message))
+
+
+def ascii_text(text: str) -> str:
+    """`text` with every non-ASCII character as a backslash escape (readable, never lost)."""
+    return text.encode("ascii", "backslashreplace").decode("ascii")
 
 
 def _sha256():
@@ -124,7 +137,7 @@ def _verify(path: str, expected: str) -> bytes:
     if actual != str(expected).lower():
         raise ModelLoadError(
             f"model file {path} has sha256 {actual} but the manifest expects {expected}; "
-            "the package is corrupt or was modified — rebuild it with `iris-mlops package`"
+            "the package is corrupt or was modified; rebuild it with `iris-mlops package`"
         )
     return data
 

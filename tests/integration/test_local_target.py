@@ -200,30 +200,65 @@ def test_handler_prints_go_to_the_log_not_the_response(served):
     assert "hello from the handler's stdout" in log
 
 
-def test_handler_exception_is_a_502_without_stack_trace(served):
+INTERNAL = {"message": "Internal Server Error"}
+
+
+def wait_for_log(served: dict[str, Any], text: str) -> str:
+    """The log once it holds `text` (worker output lands a moment after the answer)."""
+    deadline = time.monotonic() + 5
+    while True:
+        log = Path(served["log"]).read_text()
+        if text in log or time.monotonic() > deadline:
+            return log
+
+
+def test_handler_exception_is_api_gateways_bare_500_and_the_log_has_the_error(served):
     status, _, body = call(served["url"], "GET", "/raise")
-    assert status == 502
-    payload = json.loads(body)
-    assert payload["errorType"] == "ValueError"
-    assert payload["errorMessage"] == "boom from the handler"
-    assert b"Traceback" not in body and "stackTrace" not in payload
-    assert "Traceback" in Path(served["log"]).read_text()  # the operator still sees it
+    assert (status, json.loads(body)) == (500, INTERNAL)
+    log = wait_for_log(served, "boom from the handler")
+    # awslambdaric's own error line and traceback, as CloudWatch shows them
+    assert "[ERROR] ValueError: boom from the handler" in log
+    assert "Traceback (most recent call last):" in log
 
 
-def test_handler_past_its_timeout_is_a_504_and_the_next_request_works(served):
+def test_handler_past_its_timeout_is_a_500_and_the_next_request_works(served):
     status, _, body = call(served["url"], "GET", "/sleep?s=30")
-    assert status == 504
-    assert "timed out" in json.loads(body)["errorMessage"]
+    assert (status, json.loads(body)) == (500, INTERNAL)
+    assert "Task timed out after 1.00 seconds" in wait_for_log(served, "Task timed out")
     for _ in range(4):  # both workers, including the replacement, answer
         assert call(served["url"], "GET", "/health")[0] == 200
 
 
-def test_a_worker_that_dies_is_a_502_and_is_replaced(served):
+def test_a_worker_that_dies_is_a_500_and_is_replaced(served):
     status, _, body = call(served["url"], "GET", "/crash")
-    assert status == 502
-    assert json.loads(body)["errorType"] == "Runtime.ExitError"
+    assert (status, json.loads(body)) == (500, INTERNAL)
+    log = wait_for_log(served, "Runtime exited with error: exit status 3")
+    assert "Runtime.ExitError" in log
     for _ in range(4):
         assert call(served["url"], "GET", "/health")[0] == 200
+
+
+def test_a_response_over_six_mb_fails_as_on_lambda_and_the_worker_is_replaced(served):
+    status, _, body = call(served["url"], "GET", "/big")
+    assert (status, json.loads(body)) == (500, INTERNAL)
+    log = wait_for_log(served, "Function.ResponseSizeTooLarge")
+    assert "Function.ResponseSizeTooLarge" in log
+    for _ in range(4):
+        assert call(served["url"], "GET", "/health")[0] == 200
+
+
+def test_every_invocation_logs_lambdas_start_end_and_report_lines(served):
+    status, headers, _ = call(served["url"], "GET", "/health")
+    assert status == 200
+    rid = headers["apigw-requestid"]
+    log = wait_for_log(served, f"REPORT RequestId: {rid}")
+    assert f"START RequestId: {rid} Version: $LATEST" in log
+    assert f"END RequestId: {rid}" in log
+    report = next(line for line in log.splitlines() if f"REPORT RequestId: {rid}" in line)
+    for field in ("Duration: ", " ms\tBilled Duration: ", "Memory Size: 512 MB",
+                  "Max Memory Used: "):
+        assert field in report
+    assert "Init Duration: " in log  # each worker's first REPORT carries its cold start
 
 
 def test_a_body_over_lambdas_payload_limit_is_refused_with_413_unread(served):

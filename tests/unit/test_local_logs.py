@@ -21,3 +21,23 @@ def test_since_keeps_recent_requests_with_their_untimestamped_lines(tmp_path: Pa
     logs(load_env("local", tmp_path / "none"), store, "10m", False,
          lambda e: seen.append(e["message"]))
     assert [line.split()[-1] for line in seen] == ["new-request", "new-request"]
+
+
+def test_lambda_report_lines_read_as_cloudwatch_messages_with_the_time_apart(
+    tmp_path: Path,
+) -> None:
+    store = ArtifactStore(tmp_path)
+    store.deployments_dir.mkdir(parents=True)
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    (store.deployments_dir / "local.log").write_text(
+        f"{stamp} START RequestId: r1 Version: $LATEST\n"
+        '{"level": "info", "msg": "from the handler"}\n'
+        f"{stamp} END RequestId: r1\n"
+        f"{stamp} REPORT RequestId: r1\tDuration: 1.00 ms\tBilled Duration: 1 ms\n"
+    )
+    events: list[dict] = []
+    logs(load_env("local", tmp_path / "none"), store, "10m", False, events.append)
+    assert [e["message"].split(" RequestId")[0] for e in events] == [
+        "START", '{"level": "info", "msg": "from the handler"}', "END", "REPORT"]
+    assert {e["timestamp"] // 1000 for e in events} == {int(now)}

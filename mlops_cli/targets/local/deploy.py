@@ -23,6 +23,7 @@ from mlops_cli.artifacts import cache_dir, sha256_file
 from mlops_cli.errors import IrisError, UsageError
 from mlops_cli.interpreters import Interpreter, current_interpreter, find_interpreter
 from mlops_cli.targets.local.process import record_server_alive, stop_group
+from mlops_cli.targets.local.ric import ensure_client
 from mlops_cli.targets.local.spec import SERVER_MODULE, ServerSpec
 from mlops_cli.targets.local.unpack import unpack
 
@@ -85,6 +86,7 @@ def resolve_python(cfg: EnvConfig, runtime: str, reporter: Reporter) -> Interpre
 def build_spec(
     cfg: EnvConfig, package: PackageInfo, root: Path, python: Interpreter, port: int,
     signer: Signer | None = None,
+    runtime_client: Path | None = None,
 ) -> ServerSpec:
     """`signer` (api.auth: iam) holds the credentials the server will verify signatures with."""
     from mlops_cli.signing import LOCAL_DEFAULT_REGION
@@ -105,6 +107,8 @@ def build_spec(
         environment=dict(s.lambda_.environment),
         auth=s.api.auth,
         credentials=signer.credentials_dict() if signer is not None else None,
+        runtime_client=str(runtime_client) if runtime_client is not None else "",
+        python_version=python.version,
     )
 
 
@@ -247,8 +251,10 @@ def deploy(
 
     root = _prepare(package, reporter)
     python = resolve_python(cfg, package.runtime, reporter)
+    client = ensure_client(python.version, reporter)
     signer = signer_for(cfg)
-    spec = build_spec(cfg, package, root, python, cfg.settings.local.port, signer)
+    spec = build_spec(cfg, package, root, python, cfg.settings.local.port, signer,
+                      runtime_client=client)
 
     previous = store.read_record(cfg.env)
     old_alive = record_server_alive(previous) and (previous or {}).get("target") == TARGET
@@ -390,8 +396,10 @@ def serve(
     python = resolve_python(cfg, package.runtime, reporter)
     from mlops_cli.signing import signer_for
 
+    client = ensure_client(python.version, reporter)
     chosen = cfg.settings.local.port if port is None else port
-    spec = build_spec(cfg, package, root, python, chosen, signer_for(cfg))
+    spec = build_spec(cfg, package, root, python, chosen, signer_for(cfg),
+                      runtime_client=client)
     failure: list[str] = []
 
     def on_ready(message: dict[str, Any]) -> None:

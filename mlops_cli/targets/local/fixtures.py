@@ -41,6 +41,8 @@ def lambda_handler(event, context):
         return event
     if path == "/string":
         return "plain text"
+    if path == "/big":
+        return {"statusCode": 200, "body": "x" * (7 * 1024 * 1024)}
     if path == "/sleep":
         time.sleep(float((event.get("queryStringParameters") or {}).get("s", "30")))
         return {"slept": True}

@@ -1,8 +1,9 @@
 """`iris-mlops logs --env local`: the local server's log file, filtered by age, optionally followed.
 
-The file mixes the server's access lines (ISO timestamp first) with the handler's own output, as
-CloudWatch mixes platform and function lines; a line without a timestamp inherits the previous
-line's time, so `--since` keeps a request's START/END/REPORT lines together.
+The file mixes the server's lines (ISO timestamp first: access lines and Lambda's START/END/REPORT)
+with the worker's own output (the handler's lines, awslambdaric's `[ERROR]` lines), as CloudWatch
+mixes platform and function lines. An event's message is the line without our timestamp; a line
+without one inherits the previous line's time, so `--since` keeps a request's lines together.
 """
 
 from __future__ import annotations
@@ -59,8 +60,10 @@ def logs(
                     stamp = _stamp(line)
                     current = stamp if stamp is not None else current
                     if current is None or current >= cutoff:
+                        # the time goes into `timestamp`, as CloudWatch keeps it apart
+                        text = line.split(" ", 1)[1] if stamp is not None else line
                         sink({"timestamp": int((current or time.time()) * 1000),
-                              "stream": path.name, "message": line.rstrip("\n")})
+                              "stream": path.name, "message": text.rstrip("\n")})
                     continue
                 polls += 1
                 if not follow or (max_polls is not None and polls >= max_polls):

@@ -1,5 +1,6 @@
 """The HTTP front of the local target: 127.0.0.1 only, HTTP/1.1 keep-alive, one thread per
-connection, every request handed as an API Gateway payload 2.0 event to a warm worker.
+connection, every request handed as an API Gateway payload 2.0 event to a warm worker (which
+runs awslambdaric against the Runtime API in `runtime_api.py`), answered as API Gateway would.
 
 Run detached by `deploy` as `python -m mlops_cli.targets.local.server --env E --root R
 --ready-fd N` with the `ServerSpec` JSON on stdin, or in the foreground by `serve` through
@@ -27,11 +28,12 @@ from mlops_cli.targets.local.auth import gate_for
 from mlops_cli.targets.local.events import (
     HttpResponse,
     build_event,
+    internal_error,
     json_response,
     map_result,
     new_request_id,
 )
-from mlops_cli.targets.local.pool import InitError, LineLog, WorkerPool
+from mlops_cli.targets.local.pool import InitError, LineLog, Outcome, WorkerPool
 from mlops_cli.targets.local.spec import ServerSpec
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -218,46 +220,26 @@ class _Handler(BaseHTTPRequestHandler):
             now=time.time(),
         )
         outcome = self.server.pool.invoke(event, request_id)
-        if outcome.kind == "result":
-            return map_result(outcome.value, request_id)
-        if outcome.kind == "error":
-            info = outcome.value if isinstance(outcome.value, dict) else {}
-            return json_response(
-                502,
-                {
-                    "message": "Internal Server Error",
-                    "errorType": str(info.get("errorType", "Unhandled")),
-                    "errorMessage": str(info.get("errorMessage", "")),
-                    "requestId": request_id,
-                },
-                request_id,
-            )
-        if outcome.kind == "timeout":
-            return json_response(
-                504,
-                {
-                    "message": "Endpoint request timed out",
-                    "errorType": "Sandbox.Timedout",
-                    "errorMessage": f"Task timed out after {outcome.value:.2f} seconds",
-                    "requestId": request_id,
-                },
-                request_id,
-            )
-        if outcome.kind == "died":
-            return json_response(
-                502,
-                {
-                    "message": "Internal Server Error",
-                    "errorType": "Runtime.ExitError",
-                    "errorMessage": (
-                        f"RequestId: {request_id} Error: Runtime exited with error: "
-                        f"exit status {outcome.value}"
-                    ),
-                    "requestId": request_id,
-                },
-                request_id,
-            )
-        return json_response(503, {"message": "Service Unavailable"}, request_id)
+        return answer(outcome, request_id)
+
+
+def answer(outcome: Outcome, request_id: str) -> HttpResponse:
+    """What API Gateway (HTTP API, Lambda proxy integration) answers for a Lambda outcome.
+
+    A result goes through the payload 2.0 response rules. Every function error — an exception,
+    a timeout, a crash, a response over 6 MB — is the same bare 500 on AWS (the details are in
+    the function's log, here in the local log); the gateway's own 30 s integration timeout and
+    a function it cannot reach are 503.
+    """
+    if outcome.kind == "result":
+        try:
+            result = json.loads(outcome.value)
+        except (TypeError, ValueError):
+            return internal_error(request_id)
+        return map_result(result, request_id)
+    if outcome.kind in ("error", "timeout", "died"):
+        return internal_error(request_id)
+    return json_response(503, {"message": "Service Unavailable"}, request_id)
 
 
 def _phrase(status: int) -> str:

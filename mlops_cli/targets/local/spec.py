@@ -41,6 +41,8 @@ class ServerSpec:
     auth: str = "none"  # api.auth: "iam" = only SigV4-signed requests reach the function
     # {"access_key", "secret_key", "token"} when auth is iam; stdin only, see the module doc
     credentials: dict[str, str | None] | None = field(default=None, repr=False)
+    runtime_client: str = ""  # the staged awslambdaric tree: LAMBDA_RUNTIME_DIR
+    python_version: str = ""  # the worker interpreter's X.Y
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -66,8 +68,8 @@ class ServerSpec:
         return f"arn:aws:lambda:{self.region}:{FAKE_ACCOUNT_ID}:function:{self.function_name}"
 
 
-def worker_environment(spec: ServerSpec, log_stream: str, bootstrap_dir: str) -> dict[str, str]:
-    """The environment Lambda gives a function, built from nothing.
+def worker_environment(spec: ServerSpec, log_stream: str, runtime_api: str) -> dict[str, str]:
+    """The environment Lambda gives a function, built from nothing (`runtime_api`: host:port).
 
     Nothing is inherited from the caller: its AWS credentials, profile or endpoint must never
     reach handler code, which on Lambda would only ever see its own execution role.
@@ -78,7 +80,8 @@ def worker_environment(spec: ServerSpec, log_stream: str, bootstrap_dir: str) ->
         "LANG": "C.UTF-8",
         "TZ": ":UTC",
         "LAMBDA_TASK_ROOT": spec.root,
-        "LAMBDA_RUNTIME_DIR": bootstrap_dir,
+        "LAMBDA_RUNTIME_DIR": spec.runtime_client,
+        "AWS_LAMBDA_RUNTIME_API": runtime_api,
         "_HANDLER": spec.handler,
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
         "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
