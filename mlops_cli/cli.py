@@ -296,13 +296,24 @@ def package(
         print_json(data) if as_json else render.package_report(data)
 
 
+def _check_lambda_limits(cfg: EnvConfig, reporter: Reporter) -> None:
+    """aws envs: Lambda's fixed limits, before anything is built or called (exit 2 otherwise)."""
+    if cfg.settings.target != "aws":
+        return
+    from mlops_cli.targets.aws.limits import require_within_limits
+
+    for warning in require_within_limits(cfg).warnings:
+        reporter.warn(warning)
+
+
 def _ensure_package(cfg: EnvConfig, model: str | None, flavor: str | None, reporter: Reporter):
     from mlops_cli.packaging.build import build_package
 
     report = build_package(cfg, STATE.store, reporter, model, flavor)
     verb = "Reusing" if report.reused else "Built"
     reporter.done(
-        f"{verb} package {report.info.path.name} ({report.info.size_bytes:,} bytes zipped)"
+        f"{verb} package {report.info.path.name} ({render.size_of(report.info.size_bytes)} "
+        "zipped)"
     )
     return report.info
 
@@ -321,6 +332,22 @@ def deploy(
         typer.Option("--smoke-test/--no-smoke-test",
                      help="Invoke the new version with known rows before moving `live` (aws)."),
     ] = True,
+    strategy: Annotated[
+        str | None,
+        typer.Option("--strategy", help="aws: all_at_once, or canary (route --canary-percent "
+                     "to the new version for --bake, roll back on errors) [default: "
+                     "deploy.strategy]."),
+    ] = None,
+    canary_percent: Annotated[
+        float | None,
+        typer.Option("--canary-percent", help="Share of traffic the new version gets during "
+                     "the bake [default: deploy.canary_percent, 10]."),
+    ] = None,
+    bake: Annotated[
+        str | None,
+        typer.Option("--bake", help="How long to watch the canary: 30s, 5m, 1h [default: "
+                     "deploy.bake, 5m]."),
+    ] = None,
     profile: ProfileOpt = None,
     region: RegionOpt = None,
     as_json: JsonOpt = False,
@@ -334,11 +361,17 @@ def deploy(
         from mlops_cli.targets import target_module
 
         reporter = Reporter(quiet=as_json)
-        cfg = _cfg(env, _aws(profile, region))
+        rollout = {"deploy.strategy": strategy, "deploy.canary_percent": canary_percent,
+                   "deploy.bake": bake}
+        cfg = _cfg(env, {**_aws(profile, region), **rollout})
         target = target_module(cfg)
+        if cfg.settings.target != "aws" and cfg.settings.deploy.strategy == "canary":
+            reporter.warn("the canary strategy applies to aws envs (Lambda alias routing); "
+                          f"the local env {cfg.env!r} is deployed all at once")
         if plan and cfg.settings.target != "aws":
             raise UsageError("--plan applies to aws envs; a local deploy changes nothing "
                              "outside this machine")
+        _check_lambda_limits(cfg, reporter)
         aws_ctx = None
         if cfg.settings.target == "aws":
             # fail fast: credentials and region before anything is built
@@ -572,6 +605,14 @@ def status(
                 for item in result.get(key) or []:
                     text = render.plan_line(item) if isinstance(item, dict) else str(item)
                     out.print(f"[yellow]{label}:[/yellow] {escape(text)}")
+            if result.get("canary"):
+                c = result["canary"]
+                out.print(
+                    f"[yellow]canary in place:[/yellow] live serves version "
+                    f"{c['stable_version']} and routes {c['weight_percent']:g}% to version "
+                    f"{c['canary_version']} since {c['since'] or 'an unknown time'} (a deploy "
+                    "stopped during its bake); the next `deploy` or `rollback` resolves it"
+                )
         if result.get("deployed") and result.get("running") is False:
             message = (f"the endpoint of env {cfg.env!r} is not running (its server was stopped "
                        f"or killed): run `iris-mlops deploy --env {cfg.env}` again")
@@ -655,8 +696,44 @@ def rollback(
         result = target_module(cfg).rollback(cfg, STATE.store, reporter, to)
         if as_json:
             print_json(result)
+        elif result.get("resolved_canary") and result.get("from") == result.get("to"):
+            left = result["resolved_canary"]
+            out.print(f"canary of version {left['canary_version']} cleared: live serves version "
+                      f"{result.get('to')} only")
         else:
             out.print(f"live moved from version {result.get('from')} to {result.get('to')}")
+            kept = ", ".join(
+                f"{v['version']} ({v.get('model_id') or 'model unknown'})"
+                + (" <- live" if v["version"] == result.get("to") else "")
+                for v in result.get("versions_kept", [])
+            )
+            if kept:
+                out.print(f"versions kept (lambda.keep_versions = {result.get('keep_versions')}): "
+                          f"{kept}")
+
+
+# --------------------------------------------------------------------------- metrics
+@app.command()
+def metrics(
+    env: EnvOpt = None,
+    since: Annotated[str, typer.Option(help="Window: 30m, 1h, 6h, 1d.")] = "1h",
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What the endpoint served over the window: requests, rows per class beside the training
+    mix, latency p50/p99, errors — with a sparkline per metric.
+
+    aws: CloudWatch (the handler's metrics, Lambda's and the HTTP API's); local: the server log.
+    """
+    with _handled(as_json):
+        from mlops_cli.metrics.view import render as render_metrics
+        from mlops_cli.targets import target_module
+
+        reporter = Reporter(quiet=as_json)
+        cfg = _cfg(_deployment_env(env, reporter), _aws(profile, region))
+        result = target_module(cfg).metrics(cfg, STATE.store, since)
+        print_json(result) if as_json else render_metrics(result)
 
 
 # --------------------------------------------------------------------------- serve / up
@@ -694,6 +771,7 @@ def up(
 
         reporter = Reporter(quiet=as_json)
         cfg = _cfg(env, _aws(profile, region))
+        _check_lambda_limits(cfg, reporter)
         store = STATE.store
         summary: dict[str, Any] = {"env": cfg.env}
         if store.latest_model_id() is None:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from mlops_cli.durations import parse_duration
 from mlops_cli.errors import UsageError
 
 ModelKind = Literal["logistic_regression", "decision_tree", "random_forest", "gradient_boosting"]
@@ -83,6 +84,9 @@ class LambdaSettings(_Section):
     reserved_concurrency: int | None = Field(default=None, ge=0, le=1000)
     log_retention_days: int = 14
     environment: dict[str, str] = Field(default_factory=dict)
+    # Published versions kept after a deploy (the ones `live` points or routes to always are):
+    # Lambda's code storage is 75 GB per region and a sklearn-flavor version is ~60 MB.
+    keep_versions: int = Field(default=5, ge=1, le=100)
 
     @field_validator("log_retention_days")
     @classmethod
@@ -100,6 +104,8 @@ class LambdaSettings(_Section):
                 raise ValueError(f"{key!r} is not a valid environment variable name")
             if key.startswith("AWS_") or key == "LAMBDA_TASK_ROOT":
                 raise ValueError(f"{key!r} is reserved by Lambda")
+            if key == "IRIS_MLOPS_ENV":
+                raise ValueError(f"{key!r} is reserved: iris-mlops sets it to the env's name")
         return value
 
 
@@ -116,6 +122,33 @@ class LocalSettings(_Section):
     python: str | None = None
 
 
+Strategy = Literal["all_at_once", "canary"]
+
+
+class DeploySettings(_Section):
+    """How `deploy` moves `live` on aws: at once, or as a canary watched for `bake`."""
+
+    strategy: Strategy = "all_at_once"
+    canary_percent: float = Field(default=10.0, gt=0, lt=100)
+    bake: str = "5m"
+    max_error_rate: float = Field(default=0.01, ge=0.0, le=1.0)
+
+    @field_validator("bake")
+    @classmethod
+    def _bake_is_a_duration(cls, value: str) -> str:
+        try:
+            seconds = parse_duration(value, "bake")
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
+        if seconds > 12 * 3600:
+            raise ValueError(f"bake {value!r} is longer than 12h")
+        return value.strip()
+
+    @property
+    def bake_seconds(self) -> float:
+        return parse_duration(self.bake, "bake")
+
+
 class Settings(_Section):
     """The whole resolved config of one env; `env` is the file's name, not a key in it."""
 
@@ -130,6 +163,7 @@ class Settings(_Section):
     lambda_: LambdaSettings = Field(default_factory=LambdaSettings, alias="lambda")
     api: ApiSettings = Field(default_factory=ApiSettings)
     local: LocalSettings = Field(default_factory=LocalSettings)
+    deploy: DeploySettings = Field(default_factory=DeploySettings)
     tags: dict[str, str] = Field(default_factory=dict)
 
     model_config = ConfigDict(
@@ -142,8 +176,8 @@ class Settings(_Section):
         for key in value:
             if key.startswith("iris-mlops:"):
                 raise ValueError(f"tag {key!r} is reserved: iris-mlops sets it itself")
-            if not 1 <= len(key) <= 128:
-                raise ValueError(f"tag key {key!r} must be 1 to 128 characters")
+            if not key:
+                raise ValueError("tag keys cannot be empty")
         return value
 
 

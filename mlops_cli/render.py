@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlops_cli.console import out
-from mlops_cli.packaging.result import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
+from mlops_cli.packaging.result import DIRECT_UPLOAD_LIMIT, S3_UPLOAD_THRESHOLD, UNZIPPED_LIMIT
 
 
 def size_of(n: int | float) -> str:
@@ -134,8 +134,8 @@ def package_report(report: dict[str, Any]) -> None:
         for name, nbytes in top:
             entries.add_row(escape(name), size_of(nbytes))
         out.print(entries)
-    if zipped > DIRECT_UPLOAD_LIMIT:
-        out.print("[yellow]note:[/yellow] over 50 MB zipped: deploy uploads it through S3.")
+    if zipped > S3_UPLOAD_THRESHOLD:
+        out.print("[yellow]note:[/yellow] over 48 MiB zipped: deploy uploads it through S3.")
     for note in report.get("notes", []):
         out.print(f"[yellow]note:[/yellow] {escape(note)}")
 

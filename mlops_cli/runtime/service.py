@@ -14,7 +14,9 @@ Contract of `Service.handle(event, context)`:
   this runtime runs (its Python, plus the libraries the sklearn flavor loaded), so a skew shows.
 - Any client mistake → 4xx with `{"error": {"code", "message"}}`; 500 only for a bug here, with
   the traceback in the log and never in the response. No response contains NaN/Infinity.
-- One JSON log line per request on stdout, without body or feature values.
+- One JSON log line per request on stdout, without body or feature values; it is a CloudWatch
+  Embedded Metric Format record (`emf.py`), so Lambda publishes the request's counts, latency and
+  per-class rows as metrics with no API call.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import json
 import sys
 import time
 
+from .emf import MetricRecord
 from .events import DIRECT, ROUTES, classify, request_id
 from .validation import RequestError, body_limit, decode_body, parse_json, parse_predict
 
@@ -55,6 +58,7 @@ class Service:
         self._predict = model.predictor.predict_proba
         self._predict_many = model.predictor.predict_proba_many
         self._labels = list(zip(model.classes, model.class_names, strict=True))
+        self._metrics = MetricRecord(list(model.class_names))
         self._n_features = model.n_features
         self._max_batch = model.max_batch
         self._body_limit = body_limit(model.max_batch)
@@ -67,11 +71,11 @@ class Service:
 
     # -- routing -----------------------------------------------------------------------------
 
-    def _direct(self, event: object) -> tuple[str, dict, int]:
+    def _direct(self, event: object) -> tuple[str, dict, dict | None]:
         if type(event) is dict and "action" in event:
             action = event["action"]
             if action == "health":
-                return "direct health", self._health, 0
+                return "direct health", self._health, None
             if action != "predict":
                 raise RequestError(400, "unknown_action", 'action must be "predict" or "health"')
             event = {k: v for k, v in event.items() if k != "action"}
@@ -84,7 +88,9 @@ class Service:
             )
         return "direct predict", *self._predict_payload(event)
 
-    def _http(self, method: str, path: str, body: object, is_b64: bool) -> tuple[dict, int]:
+    def _http(
+        self, method: str, path: str, body: object, is_b64: bool
+    ) -> tuple[dict, dict | None]:
         allowed = ROUTES.get(path)
         if allowed is None:
             raise RequestError(404, "not_found", "no such route; use POST /predict or GET /health")
@@ -96,13 +102,14 @@ class Service:
                 headers={"allow": allowed},
             )
         if path == "/health":
-            return self._health, 0
+            return self._health, None
         text = decode_body(body, is_b64, self._body_limit)
         return self._predict_payload(parse_json(text))
 
     # -- prediction --------------------------------------------------------------------------
 
-    def _predict_payload(self, payload: object) -> tuple[dict, int]:
+    def _predict_payload(self, payload: object) -> tuple[dict, dict]:
+        """The response payload and the rows predicted per class name (for the metrics)."""
         rows, single = parse_predict(payload, self._n_features, self._max_batch)
         labels = self._labels
         if single:
@@ -113,12 +120,14 @@ class Service:
                 "class_name": name,
                 "probabilities": probs,
                 "model_id": self.model_id,
-            }, 1
+            }, {name: 1}
         out = []
+        per_class: dict = {}
         for probs in self._predict_many(rows):
             label, name = labels[probs.index(max(probs))]
             out.append({"prediction": label, "class_name": name, "probabilities": probs})
-        return {"predictions": out, "model_id": self.model_id}, len(rows)
+            per_class[name] = per_class.get(name, 0) + 1
+        return {"predictions": out, "model_id": self.model_id}, per_class
 
     # -- the handler -------------------------------------------------------------------------
 
@@ -126,7 +135,7 @@ class Service:
         start = time.perf_counter()
         source = DIRECT
         route = "direct"
-        rows = 0
+        per_class = None
         error = None
         headers = _JSON_HEADERS
         try:
@@ -138,10 +147,10 @@ class Service:
                 source = MALFORMED_HTTP
                 raise
             if source == DIRECT:
-                route, payload, rows = self._direct(body)
+                route, payload, per_class = self._direct(body)
             else:
                 route = f"{method} {path[:100]}"
-                payload, rows = self._http(method, path, body, is_b64)
+                payload, per_class = self._http(method, path, body, is_b64)
             status = 200
             if payload is not self._health:
                 payload["latency_ms"] = round((time.perf_counter() - start) * 1000.0, 3)
@@ -166,11 +175,10 @@ class Service:
             text = _encode(payload)
             import traceback
 
-            self._log(
-                event, context, source, route, status, start, rows, error, traceback.format_exc()
-            )
+            trace = traceback.format_exc()
+            self._log(event, context, source, route, status, start, per_class, error, trace)
             return self._respond(source, status, headers, payload, text)
-        self._log(event, context, source, route, status, start, rows, error, None)
+        self._log(event, context, source, route, status, start, per_class, error, None)
         return self._respond(source, status, headers, payload, text)
 
     @staticmethod
@@ -179,7 +187,10 @@ class Service:
             return payload
         return {"statusCode": status, "headers": headers, "body": text, "isBase64Encoded": False}
 
-    def _log(self, event, context, source, route, status, start, rows, error, trace) -> None:
+    def _log(self, event, context, source, route, status, start, per_class, error, trace) -> None:
+        if status != 200:
+            per_class = None  # nothing was served: no rows to count
+        rows = sum(per_class.values()) if per_class else 0
         record = {
             "level": "ERROR" if status >= 500 else ("WARN" if status >= 400 else "INFO"),
             "msg": "request",
@@ -195,9 +206,10 @@ class Service:
         if trace is not None:
             record["msg"] = "internal error (a bug in iris_runtime)"
             record["traceback"] = trace
+        self._metrics.fill(record, status, per_class)
         try:
             out = sys.stdout
-            out.write(_log_encode(record) + "\n")
+            out.write(self._metrics.line(_log_encode(record), time.time()) + "\n")
             out.flush()
         except (OSError, ValueError):  # a closed or broken stdout must not fail the request
             pass

@@ -94,6 +94,11 @@ def train(cfg: EnvConfig, store: ArtifactStore, reporter: Reporter) -> dict[str,
             "train_rows": len(split.y_train),
             "test_rows": len(split.y_test),
             "stratified": True,
+            # the class mix `iris-mlops metrics` compares live traffic with
+            "train_class_counts": {
+                name: int((split.y_train == index).sum())
+                for index, name in enumerate(data.class_names)
+            },
         },
         "data": {"name": "iris", "source": "sklearn.datasets.load_iris", "sha256": data.sha256},
         "feature_names": data.feature_names,

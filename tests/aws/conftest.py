@@ -45,7 +45,13 @@ def fake_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def aws() -> Iterator[None]:
     from moto import mock_aws
 
-    with mock_aws(config={"lambda": {"use_docker": False}}):
+    from tests.aws.realities import lambda_version_numbers_never_reused, s3_requests_over_tls
+
+    with (
+        mock_aws(config={"lambda": {"use_docker": False}}),
+        s3_requests_over_tls(),
+        lambda_version_numbers_never_reused(),
+    ):
         yield
 
 
@@ -150,3 +156,16 @@ def counted_context(cfg: EnvConfig, log: CallLog) -> Any:
             return client
 
     return Counted(session=base.session, region=base.region, account_id=base.account_id)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Simulated time for botocore's waiters and retry backoff (they call time.sleep), and for
+    the executor when a test hands it `clock.sleep`: `clock.now` is how long it took."""
+    import time
+
+    from tests.aws.behaviour import SimClock
+
+    sim = SimClock()
+    monkeypatch.setattr(time, "sleep", sim.sleep)
+    return sim

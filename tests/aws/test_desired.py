@@ -33,9 +33,24 @@ def test_names_tags_and_arns_come_from_the_config():
     assert d.function_name == d.role_name == d.api_name == "iris-mlops-prod"
     assert d.tags == {"team": "ml", "iris-mlops:project": "iris-mlops", "iris-mlops:env": "prod"}
     assert d.alias_arn == f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:iris-mlops-prod:live"
-    assert d.source_arn("abc123") == f"arn:aws:execute-api:eu-west-1:{ACCOUNT}:abc123/*/*/*"
+    assert d.route_source_arn("abc123", "POST /predict") == (
+        f"arn:aws:execute-api:eu-west-1:{ACCOUNT}:abc123/*/POST/predict"
+    )
+    assert d.bucket_name == f"iris-mlops-artifacts-{ACCOUNT}-eu-west-1"
     assert d.url("abc123") == "https://abc123.execute-api.eu-west-1.amazonaws.com"
     assert d.log_group == "/aws/lambda/iris-mlops-prod"
+
+
+def test_bucket_name_holds_the_project_and_stays_a_valid_s3_name():
+    from mlops_cli.targets.aws.desired import artifact_bucket_name
+
+    assert artifact_bucket_name("churn", ACCOUNT, "eu-west-1") == (
+        f"churn-artifacts-{ACCOUNT}-eu-west-1"
+    )
+    long_a = artifact_bucket_name("a" * 31, ACCOUNT, "ap-southeast-2")
+    long_b = artifact_bucket_name("a" * 30 + "b", ACCOUNT, "ap-southeast-2")
+    assert len(long_a) <= 63 and len(long_b) <= 63 and long_a != long_b
+    assert long_a.endswith(f"-artifacts-{ACCOUNT}-ap-southeast-2") and "--" not in long_a
 
 
 def test_custom_function_name_renames_every_resource():
@@ -109,12 +124,18 @@ def test_function_config_diff_names_each_changed_field():
         "MemorySize": 512,
         "Timeout": 10,
         "Architectures": ["x86_64"],
+        "Environment": {"Variables": {"IRIS_MLOPS_ENV": "dev"}},
     }
     assert function_config_diff(d.function, reported) == ["memory 512 -> 1024"]
     assert architecture_diff(d.function, reported) is None
     assert architecture_diff(d.function, {**reported, "Architectures": ["arm64"]})
-    # Lambda omits Environment when it is empty: that is not drift
     assert function_config_diff(d.function, {**reported, "MemorySize": 1024}) == []
+    # The env's name always travels in IRIS_MLOPS_ENV (the `env` dimension of its metrics)
+    assert d.function.environment == {"IRIS_MLOPS_ENV": "dev"}
+    unset = {**reported, "MemorySize": 1024, "Environment": {}}
+    assert function_config_diff(d.function, unset) == [
+        "environment {} -> {'IRIS_MLOPS_ENV': 'dev'}"
+    ]
 
 
 def test_ownership_needs_both_tags():

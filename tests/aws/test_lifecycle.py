@@ -22,6 +22,7 @@ from mlops_cli.targets.aws import (
     rollback,
     teardown,
 )
+from mlops_cli.targets.aws.executor import ROLE_RETRY_DELAYS
 from mlops_cli.targets.aws.session import connect
 from tests.aws.conftest import make_cfg, make_package
 
@@ -100,7 +101,9 @@ def test_teardown_plan_only_lists_and_deletes_nothing(cfg, store, package, ctx, 
 
     result = teardown(cfg, store, NullReporter(), plan_only=True, ctx=ctx)
 
-    assert [p["resource"] for p in result["plan"]][:2] == ["lambda permission", "http api"]
+    assert [p["resource"] for p in result["plan"]][:3] == [
+        "lambda permission", "lambda permission", "http api"  # one statement per route
+    ]
     assert result["deleted"] == [] and calls.mutating == []
     assert len(_apis()) == 1
 
@@ -155,7 +158,9 @@ def test_rollback_moves_live_to_the_previous_version_and_back(store, package, ct
     assert _live() == "2"
 
     back = rollback(make_cfg(), store, NullReporter(), None, ctx=ctx)
-    assert back == {"env": "dev", "from": "2", "to": "1", "model_id": "m-test"}
+    assert {k: back[k] for k in ("env", "from", "to", "model_id")} == {
+        "env": "dev", "from": "2", "to": "1", "model_id": "m-test"
+    }
     assert _live() == "1"
     with pytest.raises(IrisError, match="no earlier one"):
         rollback(make_cfg(), store, NullReporter(), None, ctx=ctx)
@@ -315,7 +320,7 @@ def test_create_function_is_retried_while_the_new_role_cannot_be_assumed(cfg, st
 
     _deploy(cfg, store, package, ctx, sleep=sleeps.append)
 
-    assert count[0] == 2 and sleeps == [1.0, 2.0]
+    assert count[0] == 2 and sleeps == [2.0, 4.0]
     assert _live() == "1"
 
 
@@ -330,7 +335,7 @@ def test_role_retry_is_bounded_and_says_what_to_do(cfg, store, package, ctx):
     sleeps: list[float] = []
     with pytest.raises(IrisError, match="run the deploy again"):
         _deploy(cfg, store, package, ctx, sleep=sleeps.append)
-    assert len(sleeps) == 5
+    assert len(sleeps) == len(ROLE_RETRY_DELAYS) and sum(sleeps) >= 120
 
 
 def test_other_invalid_parameters_are_not_retried(cfg, store, package, ctx):
@@ -452,10 +457,11 @@ def test_unreachable_endpoint_is_an_actionable_error():
 
 
 def test_direct_invoke_function_error_is_reported(cfg, store, package, ctx):
-    from mlops_cli.targets.aws.deploy import invoke_version
+    from mlops_cli.targets.aws.deploy import INVOKE_MARGIN_S, invoke_version
 
     _deploy(cfg, store, package, ctx)
-    lam = ctx.client("lambda")
+    # Invoke goes through its own client: no retries, a read timeout above the function's.
+    lam = ctx.client("lambda", retries=False, read_timeout=10 + INVOKE_MARGIN_S)
 
     def failing(**_: Any) -> Any:
         payload = SimpleNamespace(read=lambda: json.dumps({"errorMessage": "boom"}).encode())
@@ -467,4 +473,4 @@ def test_direct_invoke_function_error_is_reported(cfg, store, package, ctx):
 
     lam.meta.events.register_first("before-call.lambda.Invoke", failing)
     with pytest.raises(IrisError, match="boom"):
-        invoke_version(ctx, FN, "live", {"instances": [[1, 2, 3, 4]]})
+        invoke_version(ctx, FN, "live", {"instances": [[1, 2, 3, 4]]}, timeout_s=10)

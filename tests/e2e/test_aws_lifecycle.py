@@ -88,7 +88,7 @@ def test_deploy_is_idempotent_changes_one_field_and_teardown_spares_bystanders(
     assert state["apis"] == 1 and state["role"] and state["log_groups"] == 1
     assert state["routes"] == ["GET /health", "POST /predict"]
     assert state["integrations"] == 1 and state["stages"] == ["$default"]
-    assert state["alias"] != "$LATEST" and state["permissions"] == 1
+    assert state["alias"] != "$LATEST" and state["permissions"] == 2  # one per route
     assert state["fn_tags"]["iris-mlops:env"] == "dev"
     assert state["api_tags"]["iris-mlops:project"] == "iris-mlops"
 
@@ -114,7 +114,7 @@ def test_deploy_is_idempotent_changes_one_field_and_teardown_spares_bystanders(
     changed = _our_state(boto)
     assert changed["memory"] == 1024
     assert changed["versions"] == state["versions"] + 1
-    assert changed["apis"] == 1 and changed["permissions"] == 1
+    assert changed["apis"] == 1 and changed["permissions"] == 2
 
     # A bare invoke reaches the env of the most recent deploy (moto runs no code: queue a reply).
     queue_lambda_results(moto_url, [{"prediction": 0, "class_name": "setosa",

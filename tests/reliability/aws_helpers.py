@@ -33,7 +33,13 @@ def fresh_aws() -> Iterator[None]:
     """A new, empty moto account (entering mock_aws resets every backend)."""
     from moto import mock_aws
 
-    with mock_aws(config={"lambda": {"use_docker": False}}):
+    from tests.aws.realities import lambda_version_numbers_never_reused, s3_requests_over_tls
+
+    with (
+        mock_aws(config={"lambda": {"use_docker": False}}),
+        s3_requests_over_tls(),
+        lambda_version_numbers_never_reused(),
+    ):
         yield
 
 
@@ -252,7 +258,8 @@ def normalized(view: dict[str, Any]) -> dict[str, Any]:
     out = json.loads(json.dumps(view))
     if out.get("function"):
         out["function"]["source_arns"] = [
-            arn.rsplit(":", 1)[0] + ":<api>/*/*/*" if arn else arn
+            arn.rsplit(":", 1)[0] + ":<api>/" + arn.rsplit(":", 1)[1].split("/", 1)[1]
+            if arn else arn
             for arn in out["function"]["source_arns"]
         ]
     for api in out["apis"]:

@@ -247,14 +247,16 @@ def test_deployed_iam_policy_and_lambda_permission_are_least_privilege(
     assert "NotAction" not in statement and "NotResource" not in statement
     (trusted,) = trust["Statement"]
     assert trusted["Principal"] == {"Service": "lambda.amazonaws.com"}
-    (permission,) = json.loads(policy)["Statement"]
+    permissions = json.loads(policy)["Statement"]
     (api_id,) = api_ids
-    assert permission["Condition"]["ArnLike"]["AWS:SourceArn"] == (
-        f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/*/*/*"
-    )
-    assert permission["Principal"] in ({"Service": "apigateway.amazonaws.com"},
-                                       "apigateway.amazonaws.com")
-    assert permission["Resource"] == f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{FN}:live"
+    assert sorted(p["Condition"]["ArnLike"]["AWS:SourceArn"] for p in permissions) == [
+        f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/*/GET/health",
+        f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/*/POST/predict",
+    ]
+    for permission in permissions:
+        assert permission["Principal"] in ({"Service": "apigateway.amazonaws.com"},
+                                           "apigateway.amazonaws.com")
+        assert permission["Resource"] == f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{FN}:live"
     assert result["url"].startswith(f"https://{api_id}.")
     figures.record("safety", policy_statements_checked=3)
 

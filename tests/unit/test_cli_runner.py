@@ -88,3 +88,22 @@ def test_invoke_with_bad_arguments_is_a_usage_error() -> None:
     result = runner.invoke(app, ["invoke", "1", "2", "--env", "local"])
     assert result.exit_code == 2
     assert "exactly 4 numbers" in result.output
+
+
+def test_deploy_over_lambdas_limits_exits_2_before_building_or_calling_aws(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No credentials and an unroutable endpoint: reaching AWS (or packaging) would fail otherwise.
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    (project / "configs" / "limits.yaml").write_text(
+        "target: aws\naws: {region: eu-west-1}\n"
+        f"lambda: {{environment: {{BIG: {'x' * 5000}}}}}\n"
+        f"tags: {{'aws:owner': me, team: {'v' * 300}}}\n"
+    )
+    result = runner.invoke(app, ["deploy", "--env", "limits", "--json"])
+    assert result.exit_code == 2, result.output
+    message = json.loads(result.stdout)["error"]["message"]
+    assert len(message.splitlines()) == 3
+    assert "4 KB" in message and "reserved for AWS" in message and "256" in message
+    assert not list(project.glob("artifacts/packages/**/*.zip"))

@@ -103,6 +103,29 @@ def test_resolved_config_uses_the_file_keys(tmp_path: Path) -> None:
     data = load_env("dev", REPO_CONFIGS).to_dict()
     assert set(data) == {
         "target", "project", "protected", "aws", "model", "training", "quality_gate", "package",
-        "lambda", "api", "local", "tags",
+        "lambda", "api", "local", "deploy", "tags",
     }
     assert data["lambda"]["memory_mb"] == 512
+
+
+def test_deploy_strategy_settings_are_validated_with_clear_messages() -> None:
+    from mlops_cli.config import validate_settings
+
+    ok = validate_settings(
+        {"deploy": {"strategy": "canary", "canary_percent": 25, "bake": "30s",
+                    "max_error_rate": 0.02}}, "dev.yaml"
+    )
+    assert (ok.deploy.strategy, ok.deploy.canary_percent, ok.deploy.bake_seconds) == (
+        "canary", 25, 30.0)
+    assert validate_settings({}, "x").deploy.strategy == "all_at_once"
+    assert validate_settings({"deploy": {"bake": "1h"}}, "x").deploy.bake_seconds == 3600
+    for bad, words in (
+        ({"bake": "5"}, "deploy.bake: bake '5' is not a duration: use e.g. 30s, 5m or 1h"),
+        ({"bake": "2d"}, "deploy.bake"),
+        ({"canary_percent": 100}, "deploy.canary_percent: 100 is out of range"),
+        ({"strategy": "blue_green"}, "expected one of 'all_at_once' or 'canary'"),
+        ({"max_error_rate": 2}, "deploy.max_error_rate"),
+    ):
+        with pytest.raises(ConfigError) as exc:
+            validate_settings({"deploy": bad}, "dev.yaml")
+        assert words in str(exc.value)

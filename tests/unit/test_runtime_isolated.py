@@ -99,3 +99,34 @@ def test_the_runtime_source_imports_nothing_from_outside(package: Path) -> None:
         ):
             assert banned not in text, f"{source.name} contains {banned!r}"
     assert sys.version_info >= (3, 10)
+
+
+def test_the_shipped_runtime_writes_a_valid_emf_record_in_an_isolated_interpreter(
+    package: Path,
+) -> None:
+    from tests.emf_check import emf_metrics
+
+    secret = [6.712345678, 3.012345678, 5.212345678, 2.312345678]
+    event = events.http_api_v2(body={"instances": [[5.1, 3.5, 1.4, 0.2], secret]})
+    proc = subprocess.run(
+        [_python(), "-I", "-S", "-c", SCRIPT, str(package)],
+        input=json.dumps(event),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "IRIS_MLOPS_ENV": "dev",
+             "AWS_LAMBDA_FUNCTION_VERSION": "3"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    line = proc.stdout.splitlines()[0]
+    for value in secret:
+        assert str(value) not in line
+    record = json.loads(line)
+    metrics = emf_metrics(record)
+    env = (("env", "dev"),)
+    model = record["model_id"]
+    assert metrics[("rows", (("env", "dev"), ("model_id", model)))] == 2
+    assert metrics[("setosa", env)] == 1 and metrics[("virginica", env)] == 1
+    assert metrics[("server_errors", (("env", "dev"), ("version", "3")))] == 0
+    result = json.loads(proc.stdout.splitlines()[-1].removeprefix("RESULT "))
+    assert "iris_runtime.emf" in result["loaded"]

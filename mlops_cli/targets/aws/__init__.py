@@ -6,6 +6,7 @@ rollout), `deploy`, `teardown`, `ops` (status, rollback, logs, invoke, endpoint)
 """
 
 from mlops_cli.targets.aws.deploy import deploy
+from mlops_cli.targets.aws.metrics import metrics
 from mlops_cli.targets.aws.ops import endpoint, invoke_direct, logs, rollback, status
 from mlops_cli.targets.aws.teardown import check_teardown_allowed, teardown
 
@@ -15,6 +16,7 @@ __all__ = [
     "endpoint",
     "invoke_direct",
     "logs",
+    "metrics",
     "rollback",
     "status",
     "teardown",

@@ -8,6 +8,8 @@ drift (drift that is not real would make every deploy mutate something).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,12 +17,12 @@ from urllib.parse import unquote
 
 from mlops_cli.config import EnvConfig
 from mlops_cli.packaging.result import PackageInfo
+from mlops_cli.targets.aws.least_privilege import route_source_arn
 
 TAG_PROJECT = "iris-mlops:project"
 TAG_ENV = "iris-mlops:env"
 ALIAS = "live"
 STAGE = "$default"
-PERMISSION_SID = "iris-mlops-apigw"
 INLINE_POLICY_NAME = "iris-mlops-logs"
 ROUTE_KEYS = ("POST /predict", "GET /health")
 CORS_METHODS = ("GET", "OPTIONS", "POST")
@@ -77,6 +79,8 @@ class DesiredState:
     # api.auth: AWS_IAM = API Gateway serves only SigV4 requests allowed execute-api:Invoke
     route_authorization: str = "NONE"
     extra: dict[str, Any] = field(default_factory=dict)
+    partition: str = "aws"  # "aws-cn", "aws-us-gov"...: every ARN is built with it
+    keep_versions: int = 5  # published versions kept (lambda.keep_versions)
 
     # derived names -----------------------------------------------------------------------------
     @property
@@ -85,11 +89,14 @@ class DesiredState:
 
     @property
     def role_arn(self) -> str:
-        return f"arn:aws:iam::{self.account_id}:role/{self.role_name}"
+        return f"arn:{self.partition}:iam::{self.account_id}:role/{self.role_name}"
 
     @property
     def function_arn(self) -> str:
-        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.function_name}"
+        return (
+            f"arn:{self.partition}:lambda:{self.region}:{self.account_id}"
+            f":function:{self.function_name}"
+        )
 
     @property
     def alias_arn(self) -> str:
@@ -101,7 +108,7 @@ class DesiredState:
 
     @property
     def bucket_name(self) -> str:
-        return artifact_bucket_name(self.account_id, self.region)
+        return artifact_bucket_name(self.project, self.account_id, self.region)
 
     @property
     def s3_key(self) -> str:
@@ -111,12 +118,18 @@ class DesiredState:
     def version_description(self) -> str:
         return f"{VERSION_DESCRIPTION_PREFIX}{self.model_id or 'unknown'}"
 
-    def source_arn(self, api_id: str) -> str:
-        """The permission's SourceArn: any stage/method/path of exactly this API."""
-        return f"arn:aws:execute-api:{self.region}:{self.account_id}:{api_id}/*/*/*"
+    def route_source_arn(self, api_id: str, route_key: str) -> str:
+        """A permission's SourceArn: exactly this API's route (any stage), in our partition."""
+        return route_source_arn(self.partition, self.region, self.account_id, api_id, route_key)
+
+    def api_arn(self, api_id: str) -> str:
+        """The HTTP API's ARN, as tagging takes it."""
+        return f"arn:{self.partition}:apigateway:{self.region}::/apis/{api_id}"
 
     def url(self, api_id: str) -> str:
-        return f"https://{api_id}.execute-api.{self.region}.amazonaws.com"
+        """A guess for tests and messages only: the real URL is the API's own `ApiEndpoint`
+        (other partitions use other DNS suffixes, e.g. amazonaws.com.cn)."""
+        return f"https://{api_id}.execute-api.{self.region}.{dns_suffix(self.partition)}"
 
     def cors(self) -> dict[str, Any] | None:
         if not self.cors_origins:
@@ -133,19 +146,34 @@ class DesiredState:
             "ThrottlingBurstLimit": self.throttle_burst,
         }
 
-    def permission_statement(self, api_id: str) -> dict[str, Any]:
-        return {
-            "Sid": PERMISSION_SID,
-            "Effect": "Allow",
-            "Action": "lambda:InvokeFunction",
-            "Principal": {"Service": "apigateway.amazonaws.com"},
-            "Resource": self.alias_arn,
-            "Condition": {"ArnLike": {"AWS:SourceArn": self.source_arn(api_id)}},
-        }
 
 
-def artifact_bucket_name(account_id: str, region: str) -> str:
-    return f"iris-mlops-artifacts-{account_id}-{region}"
+@functools.cache
+def partition_for_region(region: str) -> str:
+    """The region's partition as botocore's endpoint data knows it (`aws` for unknown regions,
+    e.g. an emulator's made-up one)."""
+    import boto3
+
+    try:
+        return boto3.Session().get_partition_for_region(region) or "aws"
+    except ValueError:  # botocore knows no such region
+        return "aws"
+
+
+def dns_suffix(partition: str) -> str:
+    return {"aws-cn": "amazonaws.com.cn"}.get(partition, "amazonaws.com")
+
+
+def artifact_bucket_name(project: str, account_id: str, region: str) -> str:
+    """`<project>-artifacts-<account>-<region>`: one bucket per project, shared by its envs, so a
+    second project in the same account and region gets its own (S3 names are global and at most
+    63 characters: a project too long for that is shortened and made unique with a hash)."""
+    suffix = f"-artifacts-{account_id}-{region}"
+    if len(project) + len(suffix) <= 63:
+        return project + suffix
+    digest = hashlib.sha256(project.encode("utf-8")).hexdigest()[:6]
+    head = project[: 63 - len(suffix) - len(digest) - 1].rstrip("-")
+    return f"{head}-{digest}{suffix}"
 
 
 def our_tags(cfg: EnvConfig) -> dict[str, str]:
@@ -166,7 +194,9 @@ def trust_policy() -> dict[str, Any]:
     }
 
 
-def logs_policy(region: str, account_id: str, function_name: str) -> dict[str, Any]:
+def logs_policy(
+    region: str, account_id: str, function_name: str, partition: str = "aws"
+) -> dict[str, Any]:
     """Write access to the function's own log group only: no wildcard resource, no managed policy.
 
     The log group is created by us (with retention), so CreateLogGroup is deliberately absent.
@@ -178,7 +208,8 @@ def logs_policy(region: str, account_id: str, function_name: str) -> dict[str, A
                 "Effect": "Allow",
                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                 "Resource": (
-                    f"arn:aws:logs:{region}:{account_id}:log-group:/aws/lambda/{function_name}:*"
+                    f"arn:{partition}:logs:{region}:{account_id}"
+                    f":log-group:/aws/lambda/{function_name}:*"
                 ),
             }
         ],
@@ -190,7 +221,8 @@ def build_desired(
 ) -> DesiredState:
     s = cfg.settings
     fn = cfg.function_name
-    role_arn = f"arn:aws:iam::{account_id}:role/{fn}"
+    partition = partition_for_region(region)
+    role_arn = f"arn:{partition}:iam::{account_id}:role/{fn}"
     spec = FunctionSpec(
         runtime=package.runtime if package else s.package.runtime,
         handler=package.handler if package else "iris_runtime.handler.lambda_handler",
@@ -198,7 +230,8 @@ def build_desired(
         memory_mb=s.lambda_.memory_mb,
         timeout_s=s.lambda_.timeout_s,
         architectures=(package.architecture if package else s.package.architecture,),
-        environment=dict(s.lambda_.environment),
+        # IRIS_MLOPS_ENV: the `env` dimension of the handler's metrics (runtime/emf.py).
+        environment={**s.lambda_.environment, "IRIS_MLOPS_ENV": cfg.env},
     )
     return DesiredState(
         env=cfg.env,
@@ -206,9 +239,10 @@ def build_desired(
         region=region,
         account_id=account_id,
         function_name=fn,
+        partition=partition,
         tags=our_tags(cfg),
         trust_policy=trust_policy(),
-        inline_policy=logs_policy(region, account_id, fn),
+        inline_policy=logs_policy(region, account_id, fn, partition),
         log_group=f"/aws/lambda/{fn}",
         retention_days=s.lambda_.log_retention_days,
         function=spec,
@@ -221,6 +255,7 @@ def build_desired(
         zip_sha256_hex=package.sha256 if package else None,
         use_s3=package.needs_s3_upload if package else False,
         model_id=package.model_id if package else None,
+        keep_versions=s.lambda_.keep_versions,
         route_authorization="AWS_IAM" if s.api.auth == "iam" else "NONE",
     )
 

@@ -68,6 +68,7 @@ class Plan:
     live_version: str | None = None
     live_model_id: str | None = None
     notes: list[str] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)  # why deploying must not start
 
     @property
     def foreign(self) -> list[Observation]:

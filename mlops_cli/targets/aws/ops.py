@@ -11,9 +11,11 @@ from mlops_cli.config import EnvConfig
 from mlops_cli.console import Reporter
 from mlops_cli.durations import parse_since
 from mlops_cli.errors import IrisError, UsageError
+from mlops_cli.targets.aws import canary
 from mlops_cli.targets.aws.deploy import invoke_version
 from mlops_cli.targets.aws.desired import ALIAS, build_desired, is_ours, model_id_from_description
 from mlops_cli.targets.aws.planner import find_apis, plan_deploy
+from mlops_cli.targets.aws.resources.function import published_versions
 from mlops_cli.targets.aws.session import AwsContext, aws_errors, connect, is_not_found
 
 LOG_POLL_SECONDS = 2.0
@@ -46,11 +48,18 @@ def status(
         "drift": drift,
         "live_version": plan.live_version,
         "model_id": plan.live_model_id,
-        "url": d.url(api_id) if api_id else None,
+        "url": (plan.variables.get("api_endpoint") or d.url(api_id)) if api_id else None,
         "deployed": bool(api_id and plan.live_version),
+        "canary": _canary_of(ctx, d.function_name) if plan.live_version else None,
         "record": record or None,
         "notes": plan.notes,
     }
+
+
+def _canary_of(ctx: AwsContext, fn: str) -> dict[str, Any] | None:
+    """A canary still routing traffic (a deploy killed during its bake): versions, weight, since."""
+    found = canary.current_canary(ctx, fn)
+    return found.to_dict() if found else None
 
 
 def _plain(detail: dict[str, Any]) -> dict[str, Any]:
@@ -72,6 +81,19 @@ def rollback(
     lam = ctx.client("lambda")
     with aws_errors(f"read the versions of {fn}", ctx):
         _require_ours(ctx, cfg)
+    leftover = canary.resolve_leftover(ctx, fn)  # an interrupted canary: back to its stable
+    if leftover is not None:
+        reporter.done(
+            f"cleared the canary of version {leftover.candidate} ({leftover.weight:.0%} since "
+            f"{leftover.since or 'unknown'}): {fn}:{ALIAS} serves version {leftover.stable} only"
+        )
+        if to_version is None:
+            with aws_errors(f"read version {leftover.stable} of {fn}", ctx):
+                conf = lam.get_function_configuration(FunctionName=fn, Qualifier=leftover.stable)
+            return {"env": cfg.env, "from": leftover.stable, "to": leftover.stable,
+                    "resolved_canary": leftover.to_dict(),
+                    "model_id": model_id_from_description(conf.get("Description"))}
+    with aws_errors(f"read the versions of {fn}", ctx):
         try:
             current = lam.get_alias(FunctionName=fn, Name=ALIAS)["FunctionVersion"]
         except Exception as exc:
@@ -80,13 +102,14 @@ def rollback(
                     f"{fn} has no `{ALIAS}` alias: deploy env {cfg.env} first"
                 ) from None
             raise
-        versions = _published_versions(lam, fn)
+        versions = published_versions(lam, fn)
     numbers = sorted(int(v["Version"]) for v in versions)
     if to_version is not None:
         if not to_version.isdigit() or int(to_version) not in numbers:
             raise UsageError(
-                f"{fn} has no published version {to_version!r}; versions: "
-                f"{', '.join(map(str, numbers)) or 'none'}"
+                f"{fn} has no published version {to_version!r}; versions kept: "
+                f"{', '.join(map(str, numbers)) or 'none'} (deploy keeps the newest "
+                f"lambda.keep_versions = {cfg.settings.lambda_.keep_versions})"
             )
         target = str(int(to_version))
     else:
@@ -94,6 +117,7 @@ def rollback(
         if not older:
             raise IrisError(f"{fn}: `{ALIAS}` is at version {current} and there is no earlier one")
         target = str(older[-1])
+    kept = _kept_versions(versions, cfg.settings.lambda_.keep_versions)
     if target == current:
         reporter.done(f"{fn}:{ALIAS} already at version {current}")
         return {
@@ -101,6 +125,7 @@ def rollback(
             "from": current,
             "to": target,
             "model_id": _model_of(versions, target),
+            **kept,
         }
     with aws_errors(f"move {fn}:{ALIAS} to version {target}", ctx):
         description = next((v.get("Description") for v in versions if v["Version"] == target), "")
@@ -113,7 +138,17 @@ def rollback(
     if record is not None:
         record.update(version=target, model_id=model_id)
         store.write_record(cfg.env, record)
-    return {"env": cfg.env, "from": current, "to": target, "model_id": model_id}
+    return {"env": cfg.env, "from": current, "to": target, "model_id": model_id, **kept}
+
+
+def _kept_versions(versions: list[dict[str, Any]], keep: int) -> dict[str, Any]:
+    """What rollback can move to: the published versions deploy's retention kept (newest first),
+    with the setting that bounds them, so a user sees why an old version is no longer there."""
+    listed = [
+        {"version": v["Version"], "model_id": model_id_from_description(v.get("Description"))}
+        for v in sorted(versions, key=lambda v: int(v["Version"]), reverse=True)
+    ]
+    return {"versions_kept": listed, "keep_versions": keep}
 
 
 def _model_of(versions: list[dict[str, Any]], version: str) -> str | None:
@@ -123,23 +158,13 @@ def _model_of(versions: list[dict[str, Any]], version: str) -> str | None:
     return None
 
 
-def _published_versions(lam: Any, fn: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for page in lam.get_paginator("list_versions_by_function").paginate(FunctionName=fn):
-        out.extend(v for v in page.get("Versions", []) if v.get("Version") != "$LATEST")
-    return out
-
-
 def _require_ours(ctx: AwsContext, cfg: EnvConfig) -> None:
+    from mlops_cli.targets.aws.resources import function
+
     d = build_desired(cfg, ctx.region, ctx.account_id)
-    try:
-        got = ctx.client("lambda").get_function(FunctionName=d.function_name)
-    except Exception as exc:
-        if is_not_found(exc):
-            raise IrisError(
-                f"function {d.function_name} does not exist: deploy env {cfg.env} first"
-            ) from None
-        raise
+    got = function.find(ctx, d)
+    if got is None:
+        raise IrisError(f"function {d.function_name} does not exist: deploy env {cfg.env} first")
     if not is_ours(d, got.get("Tags")):
         raise UsageError(
             f"function {d.function_name} is not tagged as env {cfg.env}'s: refusing to touch it"
@@ -220,7 +245,9 @@ def invoke_direct(
     cfg: EnvConfig, store: ArtifactStore, payload: dict[str, Any], *, ctx: AwsContext | None = None
 ) -> dict[str, Any]:
     ctx = ctx or connect(cfg)
-    result = invoke_version(ctx, cfg.function_name, ALIAS, payload)
+    result = invoke_version(
+        ctx, cfg.function_name, ALIAS, payload, timeout_s=cfg.settings.lambda_.timeout_s
+    )
     if not isinstance(result, dict):
         raise IrisError(
             f"{cfg.function_name}:{ALIAS} answered something that is not an object: "

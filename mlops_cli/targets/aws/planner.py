@@ -51,4 +51,7 @@ def plan_deploy(
         permission.plan(ctx, d, plan)
     if plan.foreign and raise_on_foreign:
         raise foreign_error(plan)
+    if plan.refusals and raise_on_foreign:
+        raise UsageError("refusing to deploy: " + "; ".join(plan.refusals))
+    plan.notes.extend(plan.refusals)
     return plan

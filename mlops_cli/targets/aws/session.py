@@ -33,6 +33,7 @@ from mlops_cli.errors import IrisError, UsageError
 
 # botocore "standard" mode: retries after the first try (9 tries in all), with backoff.
 MAX_ATTEMPTS = 8
+READ_TIMEOUT = 120
 
 # Error codes meaning "it is not there": teardown treats them as done, the planner as "missing".
 NOT_FOUND_CODES = frozenset(
@@ -90,25 +91,48 @@ class AwsContext:
     max_attempts: int = MAX_ATTEMPTS
     _clients: dict[str, Any] = field(default_factory=dict)
 
-    def client(self, service: str, *, retries: bool = True) -> Any:
+    def client(
+        self, service: str, *, retries: bool = True, read_timeout: int | None = None
+    ) -> Any:
         """A client with botocore's retries, or (retries=False) one that tries each call once,
-        for calls that are not safe to repeat blindly (see executor's check-before-retry)."""
+        for calls that are not safe to repeat blindly (see executor's check-before-retry);
+        `read_timeout` for calls that may legitimately take long (a synchronous Invoke)."""
         key = service if retries else f"{service}#once"
+        if read_timeout is not None:
+            key += f"#read{read_timeout}"
         if key not in self._clients:
             self._clients[key] = self.session.client(
                 service,
                 region_name=self.region,
                 endpoint_url=self.endpoint_url,
-                config=client_config(self.max_attempts if retries else 0),
+                config=client_config(
+                    self.max_attempts if retries else 0, read_timeout or READ_TIMEOUT
+                ),
             )
+            if service == "s3":
+                expect_bucket_owner(self._clients[key], self.account_id)
         return self._clients[key]
 
 
-def client_config(max_attempts: int = MAX_ATTEMPTS) -> Config:
+def expect_bucket_owner(s3_client: Any, account_id: str) -> None:
+    """Every S3 call that accepts `ExpectedBucketOwner` gets our account id, so a same-named
+    bucket in another account answers 403 instead of being read or written. Done as a botocore
+    hook on the client, so no call (planned, teardown, future) can forget it; the calls without
+    the parameter (CreateBucket, ListBuckets) are left as they are."""
+
+    def add_owner(params: dict[str, Any], model: Any, **_: Any) -> None:
+        members = model.input_shape.members if model.input_shape is not None else {}
+        if "ExpectedBucketOwner" in members and account_id:
+            params.setdefault("ExpectedBucketOwner", account_id)
+
+    s3_client.meta.events.register("provide-client-params.s3.*", add_owner)
+
+
+def client_config(max_attempts: int = MAX_ATTEMPTS, read_timeout: int | None = None) -> Config:
     return Config(
         retries={"mode": "standard", "max_attempts": max_attempts},
         connect_timeout=10,
-        read_timeout=120,
+        read_timeout=read_timeout or READ_TIMEOUT,
         user_agent_extra="iris-mlops",
     )
 

@@ -46,8 +46,9 @@ def teardown(
     ctx = ctx or connect(cfg)
     d = build_desired(cfg, ctx.region, ctx.account_id)
     skipped: list[dict[str, Any]] = []
+    notes: list[str] = []
     with aws_errors(f"read the resources of env {cfg.env!r}", ctx):
-        steps = _collect(ctx, d, skipped, include_bucket)
+        steps = _collect(ctx, d, skipped, include_bucket, notes)
     result: dict[str, Any] = {
         "env": cfg.env,
         "plan": [
@@ -57,12 +58,15 @@ def teardown(
         ],
         "deleted": [],
         "skipped_foreign": skipped,
+        "notes": notes,
     }
+    for note in notes:
+        reporter.warn(note)
     for item in skipped:
-        reporter.warn(
-            f"skipped {item['resource']} {item['name']}: it is not tagged as this env's "
-            f"(tags {item.get('tags') or 'none'})"
+        why = item.get("reason") or (
+            f"it is not tagged as this env's (tags {item.get('tags') or 'none'})"
         )
+        reporter.warn(f"skipped {item['resource']} {item['name']}: {why}")
     if plan_only:
         return result
     for step in steps:
@@ -81,7 +85,11 @@ def teardown(
 
 
 def _collect(
-    ctx: AwsContext, d: DesiredState, skipped: list[dict[str, Any]], include_bucket: bool
+    ctx: AwsContext,
+    d: DesiredState,
+    skipped: list[dict[str, Any]],
+    include_bucket: bool,
+    notes: list[str],
 ) -> list[Deletion]:
     """Each resource module finds what is ours and returns its deletions; they run in dependency
     order: the permission (on the alias) before the API, the API before the function it invokes,
@@ -91,11 +99,18 @@ def _collect(
         skipped.append({"resource": resource, "name": name, "tags": tags or {}})
 
     function_steps = function.teardown(ctx, d, foreign)
+    unconfirmed = any(item["resource"] == "lambda function" for item in skipped)
     api_steps = api.teardown(ctx, d, foreign)
     permission_steps = permission.teardown(ctx, d) if function_steps else []
     steps = [*permission_steps, *api_steps, *function_steps]
+    if unconfirmed:
+        # A function of our name that we cannot confirm as ours may run with this role and
+        # write to this log group: deleting them would break it (and leave it dangling).
+        why = f"kept because function {d.function_name} is not confirmed as this env's"
+        for resource, name in (("log group", d.log_group), ("iam role", d.role_name)):
+            skipped.append({"resource": resource, "name": name, "tags": {}, "reason": why})
+        return steps
     steps += log_group.teardown(ctx, d, foreign)
     steps += role.teardown(ctx, d, foreign)
-    if include_bucket:
-        steps += bucket.teardown(ctx, d, foreign)
+    steps += bucket.teardown(ctx, d, foreign, include_bucket=include_bucket, notes=notes)
     return steps

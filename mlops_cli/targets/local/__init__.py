@@ -3,5 +3,6 @@ running the runtime's interpreter in isolated mode (see DESIGN.md §3)."""
 
 from mlops_cli.targets.local.deploy import deploy, endpoint, serve, status, teardown
 from mlops_cli.targets.local.logs import logs
+from mlops_cli.targets.local.metrics import metrics
 
-__all__ = ["deploy", "endpoint", "logs", "serve", "status", "teardown"]
+__all__ = ["deploy", "endpoint", "logs", "metrics", "serve", "status", "teardown"]

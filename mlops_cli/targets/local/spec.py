@@ -93,6 +93,7 @@ def worker_environment(spec: ServerSpec, log_stream: str, runtime_api: str) -> d
         "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
         "AWS_REGION": spec.region,
         "AWS_DEFAULT_REGION": spec.region,
+        "IRIS_MLOPS_ENV": spec.env,  # the `env` dimension of the handler's metrics
     }
     # Config validation already refuses AWS_* and LAMBDA_TASK_ROOT keys; Lambda lets user
     # variables override nothing else it sets, so ours win on any remaining clash.

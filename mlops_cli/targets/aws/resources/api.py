@@ -85,6 +85,7 @@ def plan(ctx: AwsContext, d: DesiredState, plan: Plan) -> None:
     api = ours[0]
     api_id = api["ApiId"]
     plan.variables["api_id"] = api_id
+    plan.variables["api_endpoint"] = api.get("ApiEndpoint")
     plan.observe(resource, "found", api_id=api_id, url=api.get("ApiEndpoint"))
     _plan_api_settings(d, plan, resource, api)
     gw = ctx.client("apigatewayv2")
@@ -105,7 +106,12 @@ def _plan_new(d: DesiredState, plan: Plan, resource: str) -> None:
         create["CorsConfiguration"] = cors
     plan.add(
         PlannedCall(
-            "apigatewayv2", "create_api", create, resource, "missing", store={"api_id": "ApiId"}
+            "apigatewayv2",
+            "create_api",
+            create,
+            resource,
+            "missing",
+            store={"api_id": "ApiId", "api_endpoint": "ApiEndpoint"},
         )
     )
     plan.add(
@@ -174,7 +180,7 @@ def _plan_api_settings(d: DesiredState, plan: Plan, resource: str, api: dict[str
             PlannedCall(
                 "apigatewayv2",
                 "tag_resource",
-                {"ResourceArn": f"arn:aws:apigateway:{d.region}::/apis/{api_id}", "Tags": missing},
+                {"ResourceArn": d.api_arn(api_id), "Tags": missing},
                 resource,
                 f"tags {sorted(missing)} differ",
             )

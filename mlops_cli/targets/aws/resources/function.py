@@ -3,7 +3,9 @@
 `plan` compares $LATEST with the desired code (CodeSha256), configuration, architecture,
 reserved concurrency and tags; `plan_version_and_alias` publishes a version only when $LATEST
 changed or the version behind `live` differs from the desired one, smoke-tests it, then moves
-`live`. Deleting the function deletes its versions and alias with it, so teardown is one call.
+`live`, and then deletes the oldest published versions beyond `lambda.keep_versions` (never
+one `live` points or routes to). Deleting the function deletes its versions and alias with it,
+so teardown is one call.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from mlops_cli.errors import UsageError
 from mlops_cli.targets.aws.desired import (
     ALIAS,
     DesiredState,
@@ -22,16 +25,53 @@ from mlops_cli.targets.aws.desired import (
     tags_missing,
 )
 from mlops_cli.targets.aws.model import Deletion, FileBytes, Foreign, Plan, PlannedCall, Var
-from mlops_cli.targets.aws.session import AwsContext, get_or_none, is_not_found
+from mlops_cli.targets.aws.retention import protected_versions, versions_to_delete
+from mlops_cli.targets.aws.session import AwsContext, error_code, get_or_none, is_not_found
 
 FUNCTION_WAIT = {"WaiterConfig": {"Delay": 1, "MaxAttempts": 300}}
+
 VERSION_WAIT = {"WaiterConfig": {"Delay": 2, "MaxAttempts": 150}}
 
 
+# Lambda refuses reservations that leave fewer unreserved concurrent executions than this.
+UNRESERVED_MINIMUM = 100
+
+
+def ready_wait(fn: str) -> tuple[str, dict[str, Any]]:
+    """Wait until the function is Active and no update is InProgress: while it is Pending or
+    updating, AWS answers PublishVersion, UpdateFunctionCode, UpdateFunctionConfiguration and
+    Invoke with 409 ResourceConflictException. Put before every one of those calls, whatever
+    state the planner saw (a deploy killed right after an update leaves it InProgress)."""
+    return ("function_ready", {"FunctionName": fn, **FUNCTION_WAIT})
+
+
 def find(ctx: AwsContext, d: DesiredState) -> dict[str, Any] | None:
-    """GetFunction's answer for our function name, or None when there is no such function."""
+    """GetFunction's answer for our function name with its `Tags`, or None when there is no
+    such function.
+
+    AWS returns `Tags` from GetFunction only to a caller allowed lambda:ListTags; others get
+    `TagsError` instead. A function without `Tags` in the answer is not foreign: its tags are
+    read with ListTags, and when that is denied we stop (a function we cannot identify is
+    neither adopted nor deleted, and neither is anything that may belong to it).
+    """
     lam = ctx.client("lambda")
-    return get_or_none(lambda: lam.get_function(FunctionName=d.function_name))
+    got = get_or_none(lambda: lam.get_function(FunctionName=d.function_name))
+    if got is None or got.get("Tags") is not None:
+        return got
+    arn = got.get("Configuration", {}).get("FunctionArn") or d.function_arn
+    try:
+        got["Tags"] = lam.list_tags(Resource=arn).get("Tags") or {}
+    except ClientError as exc:
+        code = error_code(exc)
+        if code.startswith("AccessDenied") or code in {"UnauthorizedOperation", "403"}:
+            raise UsageError(
+                f"cannot tell whether function {d.function_name} belongs to env {d.env}: "
+                f"GetFunction returned no tags ({(got.get('TagsError') or {}).get('ErrorCode')})"
+                f" and ListTags was refused ({code}). Allow the caller lambda:ListTags on "
+                f"{arn} and run the command again"
+            ) from None
+        raise
+    return got
 
 
 def zip_code(d: DesiredState) -> dict[str, Any]:
@@ -68,6 +108,7 @@ def plan(ctx: AwsContext, d: DesiredState, plan: Plan, code: dict[str, Any]) -> 
             )
         )
         if d.reserved_concurrency is not None:
+            check_concurrency_quota(ctx, d, plan, None)
             plan.add(
                 _concurrency_call(d, resource, f"reserved concurrency -> {d.reserved_concurrency}")
             )
@@ -85,8 +126,6 @@ def plan(ctx: AwsContext, d: DesiredState, plan: Plan, code: dict[str, Any]) -> 
         function_state=conf.get("State"),
         last_update=conf.get("LastUpdateStatus"),
     )
-    busy = conf.get("State") == "Pending" or conf.get("LastUpdateStatus") == "InProgress"
-    pre_wait = ("function_updated_v2", {"FunctionName": fn, **FUNCTION_WAIT}) if busy else None
     changed = False
     code_changed = bool(d.code_sha256) and conf.get("CodeSha256") != d.code_sha256
     arch = architecture_diff(spec, conf)
@@ -103,11 +142,10 @@ def plan(ctx: AwsContext, d: DesiredState, plan: Plan, code: dict[str, Any]) -> 
                 },
                 resource,
                 "; ".join(reasons),
-                wait=("function_updated_v2", {"FunctionName": fn, **FUNCTION_WAIT}),
-                pre_wait=pre_wait,
+                pre_wait=ready_wait(fn),
             )
         )
-        changed, pre_wait = True, None
+        changed = True
     diffs = function_config_diff(spec, conf)
     if diffs:
         plan.add(
@@ -117,13 +155,13 @@ def plan(ctx: AwsContext, d: DesiredState, plan: Plan, code: dict[str, Any]) -> 
                 {"FunctionName": fn, **spec.as_config_params()},
                 resource,
                 "; ".join(diffs),
-                wait=("function_updated_v2", {"FunctionName": fn, **FUNCTION_WAIT}),
-                pre_wait=pre_wait,
+                pre_wait=ready_wait(fn),
             )
         )
         changed = True
     have = (got.get("Concurrency") or {}).get("ReservedConcurrentExecutions")
     if have != d.reserved_concurrency:
+        check_concurrency_quota(ctx, d, plan, have)
         plan.add(
             _concurrency_call(
                 d, resource, f"reserved concurrency {have} -> {d.reserved_concurrency}"
@@ -141,6 +179,45 @@ def plan(ctx: AwsContext, d: DesiredState, plan: Plan, code: dict[str, Any]) -> 
             )
         )
     return changed
+
+
+def check_concurrency_quota(
+    ctx: AwsContext, d: DesiredState, plan: Plan, current: int | None
+) -> None:
+    """Refuse (before any mutating call) a reserved concurrency the account cannot give.
+
+    Lambda keeps at least UNRESERVED_MINIMUM concurrent executions unreserved; new accounts
+    have only 10 in all, so any reservation fails there, and PutFunctionConcurrency would fail
+    half-way through a deploy. GetAccountSettings says what is left.
+    """
+    if not d.reserved_concurrency:
+        return
+    try:
+        limits = ctx.client("lambda").get_account_settings().get("AccountLimit") or {}
+    except NotImplementedError:
+        limits = None
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status not in (404, 500, 501) and error_code(exc) not in {"NotImplemented", "500"}:
+            raise  # (moto answers 404 "Not yet implemented" in process, 500 as a server)
+        limits = None
+    if not limits or "UnreservedConcurrentExecutions" not in limits:
+        plan.notes.append(
+            "this endpoint does not answer GetAccountSettings: the account's concurrency quota "
+            f"was not checked for reserved_concurrency {d.reserved_concurrency}"
+        )
+        return
+    unreserved = int(limits["UnreservedConcurrentExecutions"])
+    left = unreserved + (current or 0) - d.reserved_concurrency
+    if left < UNRESERVED_MINIMUM:
+        plan.refusals.append(
+            f"lambda.reserved_concurrency {d.reserved_concurrency} would leave {left} of this "
+            f"account's concurrency unreserved, below Lambda's minimum of {UNRESERVED_MINIMUM} "
+            f"(account {d.account_id} in {d.region}: ConcurrentExecutions "
+            f"{limits.get('ConcurrentExecutions')}, UnreservedConcurrentExecutions {unreserved}). "
+            "Lower or remove lambda.reserved_concurrency in the env config, or ask AWS for a "
+            "higher concurrency quota (Service Quotas, Lambda concurrent executions)"
+        )
 
 
 def _code_params(code: dict[str, Any]) -> dict[str, Any]:
@@ -205,6 +282,7 @@ def plan_version_and_alias(
                     f"live version {live} has " + "; ".join([*diffs, arch or ""]).strip("; ")
                 )
     if not reasons:
+        plan_retention(ctx, d, plan, alias, pending=0)
         return
     why = "; ".join(reasons)
     publish: dict[str, Any] = {"FunctionName": fn, "Description": d.version_description}
@@ -218,6 +296,7 @@ def plan_version_and_alias(
             f"lambda version {fn}",
             why,
             store={"version": "Version"},
+            pre_wait=ready_wait(fn),
             wait=(
                 "published_version_active",
                 {"FunctionName": fn, "Qualifier": Var("version"), **VERSION_WAIT},
@@ -254,6 +333,40 @@ def plan_version_and_alias(
             )
         )
     plan.variables["alias_changes"] = True
+    # Only a changed $LATEST surely makes a new version (PublishVersion returns the existing one
+    # when nothing changed): counting it otherwise could delete one version too many.
+    plan_retention(ctx, d, plan, alias, pending=1 if latest_changed else 0)
+
+
+def published_versions(lam: Any, fn: str) -> list[dict[str, Any]]:
+    """Every published version of the function (not `$LATEST`), oldest first."""
+    out: list[dict[str, Any]] = []
+    for page in lam.get_paginator("list_versions_by_function").paginate(FunctionName=fn):
+        out.extend(v for v in page.get("Versions", []) if v.get("Version") != "$LATEST")
+    return sorted(out, key=lambda v: int(v["Version"]))
+
+
+def plan_retention(
+    ctx: AwsContext, d: DesiredState, plan: Plan, alias: dict[str, Any] | None, pending: int
+) -> None:
+    """Delete the oldest published versions beyond `lambda.keep_versions`, after `live` moved;
+    never one that `live` points or routes traffic to (see `retention`)."""
+    if not plan.variables.get("function_exists"):
+        return
+    fn = d.function_name
+    versions = [v["Version"] for v in published_versions(ctx.client("lambda"), fn)]
+    doomed = versions_to_delete(versions, d.keep_versions, protected_versions(alias), pending)
+    for version in doomed:
+        plan.add(
+            PlannedCall(
+                "lambda",
+                "delete_function",
+                {"FunctionName": fn, "Qualifier": version},
+                f"lambda version {fn}:{version}",
+                f"beyond lambda.keep_versions = {d.keep_versions} (the newest are kept, and "
+                "what live points or routes to)",
+            )
+        )
 
 
 def teardown(ctx: AwsContext, d: DesiredState, foreign: Foreign) -> list[Deletion]:

@@ -2,7 +2,8 @@
 
 The role is ours only with both our tags; its trust policy, tags and inline policy are compared
 with the desired ones, so an unchanged role costs no mutating call. Teardown deletes the inline
-policies first (IAM refuses to delete a role that still has them).
+policies and detaches any managed policy first (IAM refuses to delete a role that still has
+either, with DeleteConflict); the managed policies themselves are not ours and stay.
 """
 
 from __future__ import annotations
@@ -129,5 +130,20 @@ def teardown(ctx: AwsContext, d: DesiredState, foreign: Foreign) -> list[Deletio
         )
         for name in iam.list_role_policies(RoleName=d.role_name).get("PolicyNames", [])
     ]
+    # Managed policies someone (or another tool) attached: IAM refuses to delete a role that
+    # still has any (DeleteConflict). They are detached, never deleted: they are not ours.
+    steps += [
+        Deletion(
+            "iam managed policy attachment",
+            f"{d.role_name} <- {arn}",
+            lambda arn=arn: iam.detach_role_policy(RoleName=d.role_name, PolicyArn=arn),
+        )
+        for arn in _attached_policy_arns(iam, d.role_name)
+    ]
     steps.append(Deletion("iam role", d.role_name, lambda: iam.delete_role(RoleName=d.role_name)))
     return steps
+
+
+def _attached_policy_arns(iam: Any, role_name: str) -> list[str]:
+    pages = iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name)
+    return [p["PolicyArn"] for page in pages for p in page.get("AttachedPolicies", [])]
