@@ -17,6 +17,8 @@ import pytest
 from mlops_cli.console import NullReporter
 from mlops_cli.errors import UsageError
 from mlops_cli.targets.aws import deploy, rollback, teardown
+from mlops_cli.targets.aws.desired import build_desired
+from mlops_cli.targets.aws.planner import plan_deploy
 from tests.aws.conftest import CallLog, counted_context, make_cfg, make_package
 from tests.aws.realities import bucket_owned_by_another_account, duplicate_statement_ids_conflict
 
@@ -315,13 +317,18 @@ def test_a_version_the_alias_routes_traffic_to_is_never_deleted(store, package, 
     lam.update_alias(FunctionName=FN, Name="live", FunctionVersion="2",
                      RoutingConfig={"AdditionalVersionWeights": {"1": 0.1}})
 
-    _deploy(cfg, store, v2, ctx)
-    assert _published() == ["1", "2"]  # 10% of the traffic still goes to 1
+    # While 10% of the traffic still goes to 1, no plan deletes it.
+    desired = build_desired(cfg, ctx.region, ctx.account_id, v2)
+    planned = plan_deploy(ctx, desired)
+    assert not [c for c in planned.calls if c.operation == "delete_function"]
 
-    lam.update_alias(FunctionName=FN, Name="live", FunctionVersion="2",
-                     RoutingConfig={"AdditionalVersionWeights": {}})
+    # A deploy treats that routing as an interrupted canary: it puts live back on 2 alone, and
+    # only then is 1 beyond keep_versions.
     _deploy(cfg, store, v2, ctx)
-    assert _published() == ["2"]
+    assert lam.get_alias(FunctionName=FN, Name="live").get("RoutingConfig", {}).get(
+        "AdditionalVersionWeights"
+    ) in (None, {})
+    assert _published() == ["2"] and _live() == "2"
 
 
 # 6: managed policies --------------------------------------------------------------------------

@@ -63,11 +63,6 @@ def test_lifecycle_through_the_aws_model_in_one_run_per_step(
     assert FN not in [r["RoleName"] for r in boto("iam").list_roles()["Roles"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 item 4, done on the issue-11 branch: replace the permission statement of "
-    "a recreated API (AddPermission of the same sid answers 409 on AWS)",
-)
 def test_an_api_deleted_by_hand_is_recreated_with_its_permission_in_one_run(
     run_cli: RunCli, aws_env: dict[str, str], boto, model
 ) -> None:
