@@ -209,7 +209,7 @@ def resources(rows: list[dict[str, Any]], title: str) -> None:
 
 def resource_states(rows: list[dict[str, Any]]) -> None:
     """One line per resource: what it is, found/missing/foreign, and its other facts."""
-    colours = {"found": "green", "missing": "red", "foreign": "yellow"}
+    colours = {"found": "green", "missing": "red", "foreign": "yellow", "bystander": "yellow"}
     table = Table(title="Resources")
     table.add_column("resource")
     table.add_column("state")
