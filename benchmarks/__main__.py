@@ -19,7 +19,7 @@ from benchmarks.workspace import Workspace
 RESULTS = Path(__file__).resolve().parent / "results"
 # Cheapest first; the sklearn zip and the naive package are built by whichever figure asks first.
 ORDER = ("package_size", "warm_latency", "scaling", "cold_start", "deploy_calls",
-         "local_endpoint")
+         "local_endpoint", "cli_latency")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

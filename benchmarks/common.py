@@ -26,6 +26,7 @@ FIGURE_KEYS = (
     "deploy_calls",
     "local_endpoint",
     "scaling",
+    "cli_latency",
 )
 
 

@@ -8,15 +8,30 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from mlops_cli import __version__, render
 from mlops_cli.artifacts import ArtifactStore
-from mlops_cli.config import DEFAULT_ENV, EnvConfig, load_env
-from mlops_cli.console import Reporter, error, out, print_json
+from mlops_cli.console import (
+    Reporter,
+    begin_command,
+    err,
+    error,
+    out,
+    print_json,
+    print_json_error,
+)
 from mlops_cli.errors import IrisError, UsageError
+
+if TYPE_CHECKING:
+    from mlops_cli.config import EnvConfig
+
+# The same value as config.DEFAULT_ENV (a test keeps them equal). config.py imports pydantic and
+# yaml, about half of the CLI's start-up: `--version`, `--help` and usage errors never need them.
+DEFAULT_ENV = "local"
 
 app = typer.Typer(
     name="iris-mlops",
@@ -86,15 +101,16 @@ def _main(
     config_dir: Annotated[
         str | None,
         typer.Option("--config-dir", envvar="IRIS_MLOPS_CONFIG_DIR",
-                     help="Folder of env configs [default: ./configs]."),
+                     help="Folder of env configs. \\[default: ./configs]"),
     ] = None,
     artifacts_dir: Annotated[
         str | None,
         typer.Option("--artifacts-dir", envvar="IRIS_MLOPS_ARTIFACTS",
-                     help="Folder for models, packages and deployment records "
-                     "[default: ./artifacts]."),
+                     help="Folder for models, packages and deployment records. "
+                     "\\[default: ./artifacts]"),
     ] = None,
 ) -> None:
+    begin_command()
     STATE.config_dir = config_dir
     STATE.artifacts_dir = artifacts_dir
 
@@ -105,7 +121,7 @@ def _handled(as_json: bool) -> Iterator[None]:
     try:
         yield
     except IrisError as exc:
-        _fail(str(exc), exc.exit_code, as_json)
+        _fail(str(exc), exc.exit_code, as_json, getattr(exc, "details", None))
     except KeyboardInterrupt:
         _fail("interrupted", 130, as_json)
     except typer.Exit:
@@ -121,14 +137,16 @@ def _handled(as_json: bool) -> Iterator[None]:
         )
 
 
-def _fail(message: str, code: int, as_json: bool) -> None:
+def _fail(message: str, code: int, as_json: bool, details: dict[str, Any] | None = None) -> None:
     if as_json:
-        print_json({"error": {"message": message, "exit_code": code}})
+        print_json_error(message, code, **(details or {}))
     error(message)
     raise typer.Exit(code)
 
 
 def _cfg(env: str | None, overrides: dict[str, Any] | None = None) -> EnvConfig:
+    from mlops_cli.config import load_env
+
     return load_env(env or DEFAULT_ENV, STATE.config_dir, overrides)
 
 
@@ -142,15 +160,50 @@ def _http_api_unreachable(cfg: EnvConfig) -> bool:
     return resolve_endpoint(cfg) is not None
 
 
+def _endpoint_url(cfg: EnvConfig) -> str | None:
+    from mlops_cli.targets.aws.session import resolve_endpoint
+
+    return resolve_endpoint(cfg)
+
+
 def _deployment_env(env: str | None, reporter: Reporter) -> str:
-    """Commands acting on a deployment default to the env most recently deployed."""
+    """Commands acting on a deployment default to the env most recently deployed — and say
+    "the most recent deploy" only while that deploy still stands (its record is there and, for
+    a local env, its server runs)."""
     if env:
         return env
     last = STATE.store.last_env()
     chosen = last or DEFAULT_ENV
-    why = "the most recent deploy" if last else "the default; nothing deployed yet"
+    if not last:
+        why = "the default; nothing deployed yet"
+    elif _record_stands(last):
+        why = "the most recent deploy"
+    else:
+        why = "the env deployed last; that deployment no longer stands"
     reporter.info(f"[dim]using env [bold]{chosen}[/bold] ({why}); pass --env to choose[/dim]")
     return chosen
+
+
+def _record_stands(env: str) -> bool:
+    record = STATE.store.read_record(env)
+    if not record:
+        return False
+    if record.get("target", "local") != "local":
+        return True  # an aws record is a cache; `status` asks AWS itself
+    from mlops_cli.targets.local.process import record_server_alive
+
+    return record_server_alive(record)
+
+
+def _no_endpoint_message(cfg: EnvConfig) -> str:
+    """Why there is no endpoint to call: never deployed, or deployed and no longer running."""
+    if STATE.store.read_record(cfg.env) is None:
+        return (f"nothing is deployed for env {cfg.env!r}: run `iris-mlops deploy --env "
+                f"{cfg.env}` first")
+    what = ("its server was stopped or killed" if cfg.settings.target == "local"
+            else "its HTTP API is gone")
+    return (f"the endpoint of env {cfg.env!r} is not running ({what}): run `iris-mlops deploy "
+            f"--env {cfg.env}` again")
 
 
 # --------------------------------------------------------------------------- train / evaluate
@@ -158,10 +211,15 @@ def _deployment_env(env: str | None, reporter: Reporter) -> str:
 def train(
     env: EnvOpt = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (overrides training.seed).")] = None,
-    model: Annotated[
+    kind: Annotated[
         str | None,
-        typer.Option("--model", help="Model kind: logistic_regression, decision_tree, "
-                     "random_forest, gradient_boosting (overrides model.kind)."),
+        typer.Option("--kind", "-k", metavar="KIND",
+                     help="Model kind: logistic_regression, decision_tree, random_forest, "
+                     "gradient_boosting (overrides model.kind)."),
+    ] = None,
+    old_model: Annotated[
+        str | None,
+        typer.Option("--model", hidden=True, help="Deprecated spelling of --kind."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -171,6 +229,13 @@ def train(
     """
     with _handled(as_json):
         from mlops_cli.training.train import train as run_train
+
+        # `--model` names a model id on every other command; on train it once meant the kind.
+        if old_model is not None:
+            if kind is not None:
+                raise UsageError("give --kind only (--model is its deprecated spelling)")
+            Reporter(quiet=as_json).warn("`train --model KIND` is deprecated: use --kind KIND")
+        model = kind or old_model
 
         overrides: dict[str, Any] = {"training.seed": seed, "model.kind": model}
         if model:
@@ -247,7 +312,8 @@ def _ensure_package(cfg: EnvConfig, model: str | None, flavor: str | None, repor
     report = build_package(cfg, STATE.store, reporter, model, flavor)
     verb = "Reusing" if report.reused else "Built"
     reporter.done(
-        f"{verb} package {report.info.path.name} ({report.info.size_bytes:,} bytes zipped)"
+        f"{verb} package {report.info.path.name} ({render.size_of(report.info.size_bytes)} "
+        "zipped)"
     )
     return report.info
 
@@ -306,12 +372,28 @@ def deploy(
             raise UsageError("--plan applies to aws envs; a local deploy changes nothing "
                              "outside this machine")
         _check_lambda_limits(cfg, reporter)
+        aws_ctx = None
+        if cfg.settings.target == "aws":
+            # fail fast: credentials and region before anything is built
+            from mlops_cli.targets.aws.session import connect
+
+            aws_ctx = connect(cfg)
+        emulated = _http_api_unreachable(cfg)
         info = _ensure_package(cfg, model, flavor, reporter)
         with STATE.store.lock(cfg.env):
             if cfg.settings.target == "aws":
-                result = target.deploy(
-                    cfg, STATE.store, info, reporter, plan_only=plan, smoke_test=smoke_test
-                )
+                try:
+                    result = target.deploy(
+                        cfg, STATE.store, info, reporter, plan_only=plan, smoke_test=smoke_test,
+                        ctx=aws_ctx,
+                    )
+                except IrisError as exc:
+                    if emulated and smoke_test and str(exc).startswith("smoke test"):
+                        raise type(exc)(
+                            f"{exc}. Against a custom endpoint such as moto, whose Lambda runs "
+                            "no code, deploy with --no-smoke-test", **exc.details
+                        ) from None
+                    raise
             else:
                 result = target.deploy(cfg, STATE.store, info, reporter)
         result.setdefault("auth", cfg.settings.api.auth)
@@ -326,10 +408,14 @@ def deploy(
                 out.print(f"[green]env {cfg.env} is up to date[/green] — no changes made")
         elif not result.get("changed", True):
             out.print(f"[green]env {cfg.env} is up to date[/green] — same package already running")
-        url = result.get("invoke_url") or result.get("url")
-        out.print(f"[bold]endpoint[/bold] {url}")
+        url = result.get("invoke_url") or str(result.get("url")).rstrip("/") + "/predict"
+        out.print(f"[bold]endpoint[/bold] {escape(url)}")
         out.print(_auth_line(cfg))
-        out.print(f"try: iris-mlops invoke 5.1 3.5 1.4 0.2 --env {cfg.env}")
+        if emulated:
+            out.print(f"[dim]custom AWS endpoint {escape(str(_endpoint_url(cfg)))}: this URL is "
+                      "not served there, and an emulated Lambda may not run the model[/dim]")
+        else:
+            out.print(f"try: iris-mlops invoke 5.1 3.5 1.4 0.2 --env {cfg.env}")
 
 
 def _auth_line(cfg: EnvConfig) -> str:
@@ -396,33 +482,23 @@ def invoke(
             body = target.invoke_direct(cfg, STATE.store, payload)
             elapsed, url, status = (time.perf_counter() - started) * 1000, "lambda:live", 200
             if isinstance(body, dict) and "error" in body:
-                status = 400
+                internal = isinstance(body["error"], dict) and body["error"].get(
+                    "code") == "internal_error"
+                status = 500 if internal else 400
         else:
             base = target.endpoint(cfg, STATE.store)
             if not base:
-                raise IrisError(
-                    f"nothing is deployed for env {cfg.env!r}: run `iris-mlops deploy --env "
-                    f"{cfg.env}` first"
-                )
+                raise IrisError(_no_endpoint_message(cfg))
             from mlops_cli.signing import signer_for
 
             url = base.rstrip("/") + "/predict"
             status, body, elapsed = core.post_json(url, payload, sign=signer_for(cfg))
+        if status == 403 and isinstance(body, dict) and body.get("message") == "Forbidden":
+            raise IrisError(_forbidden_hint(cfg), status=status, response=body)
+        core.require_prediction(status, body)
         if as_json:
             print_json(body)
-        if status == 403 and isinstance(body, dict) and body.get("message") == "Forbidden":
-            raise IrisError(_forbidden_hint(cfg))
-        if not isinstance(body, dict) or status >= 400 or "error" in body:
-            err = body.get("error", {}) if isinstance(body, dict) else {}
-            message = err.get("message", str(body)) if isinstance(err, dict) else str(err)
-            raise IrisError(f"the endpoint answered {status}: {message}")
-        if "prediction" not in body and "predictions" not in body:
-            raise IrisError(
-                f"the endpoint answered without a prediction: {str(body)[:200]} (is it running "
-                "this project's runtime? moto's Lambda, for one, runs no code and echoes the "
-                "event)"
-            )
-        if not as_json:
+        else:
             render.prediction(body, elapsed, url)
 
 
@@ -519,20 +595,31 @@ def status(
         result = target_module(cfg).status(cfg, STATE.store)
         if as_json:
             print_json(result)
-            return
-        render.key_values(f"Status of env {cfg.env}", result)
-        if isinstance(result.get("resources"), list):
-            render.resource_states(result["resources"])
-        for drift in result.get("drift", []) or []:
-            out.print(f"[yellow]drift:[/yellow] {drift}")
-        if result.get("canary"):
-            c = result["canary"]
-            out.print(
-                f"[yellow]canary in place:[/yellow] live serves version {c['stable_version']} and "
-                f"routes {c['weight_percent']:g}% to version {c['canary_version']} since "
-                f"{c['since'] or 'an unknown time'} (a deploy stopped during its bake); the next "
-                "`deploy` or `rollback` resolves it"
-            )
+        else:
+            render.key_values(f"Status of env {cfg.env}", result)
+            if isinstance(result.get("resources"), list):
+                render.resource_states(result["resources"])
+            labels = {"missing": "missing", "foreign": "not ours", "drift": "drift",
+                      "notes": "note"}
+            for key, label in labels.items():
+                for item in result.get(key) or []:
+                    text = render.plan_line(item) if isinstance(item, dict) else str(item)
+                    out.print(f"[yellow]{label}:[/yellow] {escape(text)}")
+            if result.get("canary"):
+                c = result["canary"]
+                out.print(
+                    f"[yellow]canary in place:[/yellow] live serves version "
+                    f"{c['stable_version']} and routes {c['weight_percent']:g}% to version "
+                    f"{c['canary_version']} since {c['since'] or 'an unknown time'} (a deploy "
+                    "stopped during its bake); the next `deploy` or `rollback` resolves it"
+                )
+        if result.get("deployed") and result.get("running") is False:
+            message = (f"the endpoint of env {cfg.env!r} is not running (its server was stopped "
+                       f"or killed): run `iris-mlops deploy --env {cfg.env}` again")
+            if as_json:
+                error(message)
+                raise typer.Exit(1)
+            raise IrisError(message)
 
 
 @app.command()
@@ -546,7 +633,10 @@ def logs(
     region: RegionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the function's log lines (aws: its CloudWatch log group; local: the server log)."""
+    """Show the function's log lines (aws: its CloudWatch log group; local: the server log).
+
+    One record per line, never wrapped; --json prints JSON Lines (one object per record).
+    """
     with _handled(as_json):
         import json as _json
         from datetime import UTC, datetime
@@ -555,23 +645,32 @@ def logs(
 
         reporter = Reporter(quiet=as_json)
         cfg = _cfg(_deployment_env(env, reporter), _aws(profile, region))
+        shown = 0
 
         def sink(event: dict[str, Any]) -> None:
+            # Written as is, never through Rich: a record stays one line, byte for byte (tabs
+            # and all), however narrow the terminal or wherever stdout goes.
+            nonlocal shown
+            shown += 1
             if as_json:
-                sys.stdout.write(_json.dumps(event) + "\n")
-                sys.stdout.flush()
+                line = _json.dumps(event)
             else:
                 stamp = event.get("timestamp")
                 when = (
                     datetime.fromtimestamp(stamp / 1000, UTC).strftime("%H:%M:%S")
                     if isinstance(stamp, (int, float)) else ""
                 )
-                out.print(f"{when} {event.get('message', '')}", markup=False, highlight=False)
+                line = f"{when} {event.get('message', '')}"
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
 
         target = target_module(cfg)
         if not hasattr(target, "logs"):
             raise UsageError(f"the {cfg.settings.target} target has no logs command")
         target.logs(cfg, STATE.store, since, follow, sink)
+        if not shown:
+            # stderr, so stdout stays empty (or valid JSON Lines) for scripts
+            err.print(f"no log lines since {since} for env {cfg.env}", markup=False)
 
 
 @app.command()
@@ -701,8 +800,9 @@ def up(
         if as_json:
             print_json(summary)
         else:
-            out.print(f"[bold]endpoint[/bold] {result.get('invoke_url') or url}")
-            render.prediction(body, elapsed, str(url))
+            predict_url = result.get("invoke_url") or str(url).rstrip("/") + "/predict"
+            out.print(f"[bold]endpoint[/bold] {escape(str(predict_url))}")
+            render.prediction(body, elapsed, str(predict_url))
 
 
 # --------------------------------------------------------------------------- export
@@ -807,8 +907,31 @@ def config_list(as_json: JsonOpt = False) -> None:
                 out.print(name)
 
 
+def readable_metavars(command: Any) -> Any:
+    """Name each value in --help (`--env ENV`) instead of the Python type recent Typer prints
+    (`<str>`, `<bool>`), and show nothing for flags. Applied to the whole command tree, so
+    commands and options added later get it without declaring a metavar."""
+    params = list(command.params)
+    with contextlib.suppress(Exception):  # --help itself is made on demand (and cached)
+        params.append(command.get_help_option(command.context_class(command)))
+    for param in params:
+        if param is None or param.metavar is not None or not param.name:
+            continue
+        if getattr(param, "is_flag", False) or getattr(param, "count", False):
+            param.metavar = ""
+        else:
+            argument = param.param_type_name == "argument"
+            many = argument and param.nargs != 1
+            param.metavar = param.name.upper() + ("..." if many else "")
+            if argument and hasattr(param, "display_type_rich"):
+                param.display_type_rich = lambda ctx: None  # its type column ignores metavar
+    for sub in getattr(command, "commands", {}).values():
+        readable_metavars(sub)
+    return command
+
+
 def main() -> None:
-    app()
+    readable_metavars(typer.main.get_command(app))(prog_name="iris-mlops")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,12 @@
 
 Keeping progress on stderr is what lets `--json` promise exactly one JSON object on stdout, and
 lets core code report progress through `Reporter` without knowing whether anyone is watching.
+`print_json` keeps that promise for every command: a second object is a bug and raises, and
+`print_json_error` writes the error object only when nothing was written yet.
+
+Output that is not a terminal (a pipe, a file, CI's log) is never wrapped: a path, a URL or a
+JSON log line cut at column 80 cannot be copied or parsed, and a reader's pager or editor wraps
+better than we can. Tables then take the width their cells need.
 """
 
 from __future__ import annotations
@@ -21,8 +27,28 @@ def _no_color() -> bool:
     return bool(os.environ.get("NO_COLOR"))
 
 
-out = Console(no_color=_no_color(), highlight=False, soft_wrap=False)
-err = Console(stderr=True, no_color=_no_color(), highlight=False)
+# Width for output that is not a terminal: wide enough that no table cell or line is folded.
+UNWRAPPED_WIDTH = 10_000
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A terminal wraps to its width; anything else gets whole lines (see the module doc)."""
+    tty = _isatty(sys.stderr if stderr else sys.stdout)
+    return Console(
+        stderr=stderr, no_color=_no_color(), highlight=False, soft_wrap=not tty,
+        width=None if tty else UNWRAPPED_WIDTH,
+    )
+
+
+out = make_console()
+err = make_console(stderr=True)
 
 
 class Reporter:
@@ -65,9 +91,29 @@ class NullReporter(Reporter):
         pass
 
 
+_json_written = False
+
+
+def begin_command() -> None:
+    """A new command starts with nothing on stdout (matters when one process runs several)."""
+    global _json_written
+    _json_written = False
+
+
 def print_json(data: Any) -> None:
+    """The one JSON object of a `--json` run; a second one would break `json.load(stdout)`."""
+    global _json_written
+    if _json_written:
+        raise RuntimeError("a second JSON object was about to be written to stdout")
+    _json_written = True
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
     sys.stdout.flush()
+
+
+def print_json_error(message: str, exit_code: int, **details: Any) -> None:
+    """`{"error": {...}}` on stdout — unless the run already wrote its object there."""
+    if not _json_written:
+        print_json({"error": {"message": message, "exit_code": exit_code, **details}})
 
 
 def error(message: str) -> None:

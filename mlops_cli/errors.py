@@ -10,6 +10,12 @@ class IrisError(Exception):
 
     exit_code = 1
 
+    def __init__(self, message: str = "", **details: object) -> None:
+        super().__init__(message)
+        # Facts a script may want beside the message (e.g. an endpoint's status and answer);
+        # `--json` puts them into the error object.
+        self.details = details
+
 
 class UsageError(IrisError):
     """Bad usage, config or environment, e.g. missing credentials (exit 2)."""

@@ -94,3 +94,27 @@ def post_json(
     except ValueError:
         decoded = {"error": {"code": "not_json", "message": raw[:200].decode("utf-8", "replace")}}
     return status, decoded, elapsed
+
+
+class EndpointRefused(UsageError):
+    """The endpoint refused the input (4xx): bad usage, exit 2 — as when the CLI refuses it."""
+
+
+def require_prediction(status: int, body: Any) -> None:
+    """Raise unless the answer carries a prediction. A 4xx is the caller's input (exit 2); a
+    5xx, a non-object or an answer without a prediction is a failed operation (exit 1). The
+    error keeps the endpoint's status and answer for `--json`."""
+    details = {"status": status, "response": body}
+    if not isinstance(body, dict) or status >= 400 or "error" in body:
+        err = body.get("error", {}) if isinstance(body, dict) else {}
+        message = err.get("message", str(body)) if isinstance(err, dict) else str(err)
+        if isinstance(err, dict) and err.get("code"):
+            details["code"] = err["code"]
+        kind = EndpointRefused if 400 <= status < 500 else IrisError
+        raise kind(f"the endpoint answered {status}: {message}", **details)
+    if "prediction" not in body and "predictions" not in body:
+        raise IrisError(
+            f"the endpoint answered without a prediction: {str(body)[:200]} (is it running "
+            "this project's runtime? moto's Lambda, for one, runs no code and echoes the event)",
+            **details,
+        )

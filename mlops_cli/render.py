@@ -13,8 +13,28 @@ from mlops_cli.console import out
 from mlops_cli.packaging.result import DIRECT_UPLOAD_LIMIT, S3_UPLOAD_THRESHOLD, UNZIPPED_LIMIT
 
 
-def _mb(n: int | float) -> str:
-    return f"{n / 1e6:,.2f} MB" if n >= 100_000 else f"{n / 1e3:,.1f} KB"
+def size_of(n: int | float) -> str:
+    """Every size the CLI prints, in one style: `59.46 MB (59,457,645 B)`, `37.67 KB (37,671 B)`
+    — decimal units as Lambda states its limits, and the exact bytes to compare with them."""
+    n = int(n)
+    if n >= 1_000_000:
+        return f"{n / 1e6:,.2f} MB ({n:,} B)"
+    if n >= 1_000:
+        return f"{n / 1e3:,.2f} KB ({n:,} B)"
+    return f"{n:,} B"
+
+
+def readable(value: Any) -> str:
+    """A value as a person reads it: no Python `None`, `True` or dict syntax."""
+    if value is None or value == "" or value == [] or value == {}:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={readable(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(readable(v) for v in value)
+    return str(value)
 
 
 def _share(used: int, limit: int) -> str:
@@ -80,7 +100,7 @@ def evaluation(report: dict[str, Any]) -> None:
 
 
 def package_report(report: dict[str, Any]) -> None:
-    size, unzipped = report["size_bytes"], report["unzipped_bytes"]
+    zipped, unzipped = report["size_bytes"], report["unzipped_bytes"]
     title = "Package (reused, inputs unchanged)" if report.get("reused") else "Package"
     table = Table.grid(padding=(0, 2))
     table.add_row("[bold]path[/bold]", escape(report["path"]))
@@ -101,9 +121,9 @@ def package_report(report: dict[str, Any]) -> None:
     limits.add_column("size", justify="right")
     limits.add_column("limit", justify="right")
     limits.add_column("used", justify="right")
-    limits.add_row("zipped (direct upload)", _mb(size), _mb(DIRECT_UPLOAD_LIMIT),
-                   _share(size, DIRECT_UPLOAD_LIMIT))
-    limits.add_row("unzipped", _mb(unzipped), f"{UNZIPPED_LIMIT:,} B",
+    limits.add_row("zipped (direct upload)", size_of(zipped), size_of(DIRECT_UPLOAD_LIMIT),
+                   _share(zipped, DIRECT_UPLOAD_LIMIT))
+    limits.add_row("unzipped", size_of(unzipped), size_of(UNZIPPED_LIMIT),
                    _share(unzipped, UNZIPPED_LIMIT))
     out.print(limits)
     top = list(report.get("top_level", {}).items())[:8]
@@ -112,9 +132,9 @@ def package_report(report: dict[str, Any]) -> None:
         entries.add_column("entry")
         entries.add_column("size", justify="right")
         for name, nbytes in top:
-            entries.add_row(escape(name), _mb(nbytes))
+            entries.add_row(escape(name), size_of(nbytes))
         out.print(entries)
-    if size > S3_UPLOAD_THRESHOLD:
+    if zipped > S3_UPLOAD_THRESHOLD:
         out.print("[yellow]note:[/yellow] over 48 MiB zipped: deploy uploads it through S3.")
     for note in report.get("notes", []):
         out.print(f"[yellow]note:[/yellow] {escape(note)}")
@@ -146,7 +166,7 @@ def key_values(title: str, data: dict[str, Any]) -> None:
     for key, value in data.items():
         if isinstance(value, (dict, list)):
             continue
-        table.add_row(f"[bold]{escape(str(key))}[/bold]", escape(str(value)))
+        table.add_row(f"[bold]{escape(str(key))}[/bold]", escape(readable(value)))
     out.print(Panel(table, title=title, expand=False))
 
 
@@ -160,11 +180,19 @@ def plan(calls: list[dict[str, Any]], title: str) -> None:
     table.add_column("resource")
     table.add_column("why")
     for i, call in enumerate(calls, start=1):
+        resource = " ".join(str(call[k]) for k in ("resource", "name") if call.get(k))
         table.add_row(
-            str(i), escape(str(call.get("action", ""))), escape(str(call.get("resource", ""))),
-            escape(str(call.get("reason", ""))),
+            str(i), escape(str(call.get("action", ""))), escape(resource),
+            escape(readable(call.get("reason"))),
         )
     out.print(table)
+
+
+def plan_line(call: dict[str, Any]) -> str:
+    """One planned or drifted call as a sentence: `action resource (reason)`."""
+    resource = " ".join(str(call[k]) for k in ("resource", "name") if call.get(k))
+    reason = f" ({call['reason']})" if call.get("reason") else ""
+    return f"{call.get('action', '')} {resource}{reason}".strip()
 
 
 def resources(rows: list[dict[str, Any]], title: str) -> None:
@@ -181,7 +209,7 @@ def resources(rows: list[dict[str, Any]], title: str) -> None:
 
 def resource_states(rows: list[dict[str, Any]]) -> None:
     """One line per resource: what it is, found/missing/foreign, and its other facts."""
-    colours = {"found": "green", "missing": "red", "foreign": "yellow"}
+    colours = {"found": "green", "missing": "red", "foreign": "yellow", "bystander": "yellow"}
     table = Table(title="Resources")
     table.add_column("resource")
     table.add_column("state")
@@ -189,8 +217,8 @@ def resource_states(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         state = str(row.get("state", ""))
         details = ", ".join(
-            f"{k}={v}" for k, v in row.items() if k not in ("resource", "state") and v not in
-            (None, "", [], {})
+            f"{k}={readable(v)}" for k, v in row.items() if k not in ("resource", "state")
+            and v not in (None, "", [], {})
         )
         colour = colours.get(state, "white")
         table.add_row(escape(str(row.get("resource", ""))), f"[{colour}]{escape(state)}[/{colour}]",

@@ -29,7 +29,7 @@ from mlops_cli.errors import IrisError, UsageError
 from mlops_cli.interpreters import find_interpreter
 from mlops_cli.packaging.result import UNZIPPED_LIMIT, PackageInfo
 from mlops_cli.packaging.zipfile_repro import top_level_sizes, write_reproducible_zip
-from mlops_cli.training.evaluate import require_passed_gate
+from mlops_cli.training.gate import require_passed_gate
 from mlops_cli.training.model_io import StoredModel, open_model
 
 RUNTIME_SOURCE = Path(__file__).resolve().parent.parent / "runtime"

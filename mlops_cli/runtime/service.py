@@ -9,7 +9,9 @@ Contract of `Service.handle(event, context)`:
   "isBase64Encoded": false}`; direct invocations get the payload object itself.
 - Success payloads: one row → `prediction`, `class_name`, `probabilities`, `latency_ms`,
   `model_id`; a batch → `predictions` (list of the first three), `latency_ms`, `model_id`;
-  health → `status`, `model_id`, `flavor`, `versions`, `runtime`.
+  health → `status`, `model_id`, `flavor`, `versions` = `{"training": {...}, "runtime":
+  {...}}`: the library versions that trained the model (from its manifest) apart from the ones
+  this runtime runs (its Python, plus the libraries the sklearn flavor loaded), so a skew shows.
 - Any client mistake → 4xx with `{"error": {"code", "message"}}`; 500 only for a bug here, with
   the traceback in the log and never in the response. No response contains NaN/Infinity.
 - One JSON log line per request on stdout, without body or feature values; it is a CloudWatch
@@ -34,6 +36,21 @@ _RUNTIME = "{}.{}.{}".format(*sys.version_info[:3])
 MALFORMED_HTTP = "malformed_http"
 
 
+# Libraries the sklearn flavor loads, as the training manifest names them.
+_LIBRARIES = (("scikit-learn", "sklearn"), ("numpy", "numpy"), ("scipy", "scipy"),
+              ("joblib", "joblib"))
+
+
+def _runtime_versions() -> dict:
+    """What this process runs; a library is listed only when the model already loaded it."""
+    versions = {"python": _RUNTIME}
+    for name, module in _LIBRARIES:
+        version = getattr(sys.modules.get(module), "__version__", None)
+        if isinstance(version, str):
+            versions[name] = version
+    return versions
+
+
 class Service:
     def __init__(self, model) -> None:
         self.model = model
@@ -49,8 +66,7 @@ class Service:
             "status": "ok",
             "model_id": model.model_id,
             "flavor": model.flavor,
-            "versions": model.versions,
-            "runtime": _RUNTIME,
+            "versions": {"training": model.versions, "runtime": _runtime_versions()},
         }
 
     # -- routing -----------------------------------------------------------------------------

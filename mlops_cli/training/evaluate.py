@@ -20,23 +20,11 @@ from sklearn.metrics import (
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
 from mlops_cli.artifacts import ArtifactStore, write_json_atomic
-from mlops_cli.config import EnvConfig, QualityGate
+from mlops_cli.config import EnvConfig
 from mlops_cli.console import Reporter
 from mlops_cli.training.data import load_dataset, stratified_split
-from mlops_cli.training.model_io import StoredModel, open_model
-
-
-def gate_failures(metrics: dict[str, Any], gate: QualityGate) -> list[str]:
-    """Each metric below its threshold, said with the amount it missed by."""
-    failures = []
-    for metric, threshold in (("accuracy", gate.min_accuracy), ("f1_macro", gate.min_f1)):
-        value = float(metrics[metric])
-        if value < threshold:
-            failures.append(
-                f"{metric} {value:.4f} is below the gate {threshold:.4f} "
-                f"(short by {threshold - value:.4f})"
-            )
-    return failures
+from mlops_cli.training.gate import gate_failures
+from mlops_cli.training.model_io import open_model
 
 
 def evaluate(
@@ -94,27 +82,4 @@ def evaluate(
     path = stored.folder / "evaluation.json"
     write_json_atomic(path, report)
     report["path"] = str(path)
-    return report
-
-
-def require_passed_gate(stored: StoredModel, gate: QualityGate, env: str) -> dict[str, Any]:
-    """Refuse a model that was never evaluated or misses this env's gate (package, deploy)."""
-    from mlops_cli.errors import IrisError
-
-    report = stored.evaluation()
-    if report is None:
-        raise IrisError(
-            f"model {stored.model_id} has not been evaluated: run "
-            f"`iris-mlops evaluate --env {env} --model {stored.model_id}` first"
-        )
-    if report.get("model_id") != stored.model_id or "accuracy" not in report:
-        raise IrisError(
-            f"{stored.folder / 'evaluation.json'} does not belong to this model; rerun evaluate"
-        )
-    failures = gate_failures(report, gate)
-    if failures:
-        raise IrisError(
-            f"model {stored.model_id} fails the quality gate of env {env!r}: "
-            + "; ".join(failures)
-        )
     return report

@@ -117,6 +117,29 @@ def test_an_api_deleted_by_hand_gets_new_statements_and_the_old_ones_go_in_one_r
     assert _deploy(cfg, store, package, ctx)["up_to_date"] and calls.mutating == []
 
 
+def test_an_api_that_lost_its_tags_is_left_alone_and_replaced_with_its_statements_in_one_run(
+    cfg, store, package, ctx, calls, conflicts
+):
+    _deploy(cfg, store, package, ctx)
+    gw = boto3.client("apigatewayv2")
+    (old,) = [a["ApiId"] for a in gw.get_apis()["Items"]]
+    arn = f"arn:aws:apigateway:eu-west-1::/apis/{old}"
+    gw.untag_resource(ResourceArn=arn, TagKeys=["iris-mlops:project", "iris-mlops:env"])
+
+    result = _deploy(cfg, store, package, ctx)
+
+    apis = {a["ApiId"]: a for a in gw.get_apis()["Items"]}
+    (new,) = [i for i in apis if i != old]
+    assert old in apis and gw.get_routes(ApiId=old)["Items"]  # not ours any more: untouched
+    grants = _grants()
+    assert len(_statements()) == 2 and all(f":{new}/" in g for g in grants.values())
+    assert not any(old in g for g in grants.values())
+    assert conflicts == []
+    assert any(old in note for note in result.get("notes", []))
+    calls.reset()
+    assert _deploy(cfg, store, package, ctx)["up_to_date"] and calls.mutating == []
+
+
 def test_the_old_catch_all_statement_is_replaced_by_route_statements(
     cfg, store, package, ctx, conflicts
 ):

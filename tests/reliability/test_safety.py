@@ -176,7 +176,7 @@ def test_teardown_with_bystanders_present_deletes_only_ours(aws_env: None, tmp_p
     figures.record("safety", bystander_envs_untouched=3)
 
 
-FOREIGN_KINDS = ["iam role", "lambda function", "http api", "log group"]
+FOREIGN_KINDS = ["iam role", "lambda function", "log group"]  # names unique in an account
 
 
 @pytest.mark.parametrize("kind", FOREIGN_KINDS)
@@ -191,8 +191,6 @@ def test_deploy_refuses_to_adopt_a_foreign_resource_of_our_name(
             role = iam.create_role(RoleName="theirs", AssumeRolePolicyDocument="{}")["Role"]
             lam.create_function(FunctionName=FN, Runtime="python3.12", Role=role["Arn"],
                                 Handler="h.h", Code={"ZipFile": _zip_bytes()})
-        elif kind == "http api":
-            aws_client("apigatewayv2").create_api(Name=FN, ProtocolType="HTTP")
         else:
             aws_client("logs").create_log_group(logGroupName=f"/aws/lambda/{FN}")
         before = _world_light()
@@ -204,6 +202,25 @@ def test_deploy_refuses_to_adopt_a_foreign_resource_of_our_name(
         assert faults.mutating == []
         assert _world_light() == before
     figures.record("safety", foreign_resources_refused=1)
+
+
+def test_deploy_leaves_a_foreign_api_of_our_name_alone_and_makes_its_own_beside_it(
+    aws_env: None, tmp_path: Path
+) -> None:
+    """API names are not unique: an API of our name without our tags is never adopted or
+    changed; the env gets its own API, and the other keeps its routes, tags and stages."""
+    with fresh_aws():
+        gw = aws_client("apigatewayv2")
+        theirs = gw.create_api(Name=FN, ProtocolType="HTTP", Tags={"owner": "web-team"})["ApiId"]
+        gw.create_route(ApiId=theirs, RouteKey="GET /theirs")
+        before = (gw.get_api(ApiId=theirs), gw.get_routes(ApiId=theirs)["Items"])
+        run_deploy(make_cfg(), ArtifactStore(tmp_path / "a"), make_package(tmp_path / "p"),
+                   Faults())
+        after = (gw.get_api(ApiId=theirs), gw.get_routes(ApiId=theirs)["Items"])
+        ours = [a for a in gw.get_apis()["Items"] if a["ApiId"] != theirs]
+    assert before[0]["Tags"] == after[0]["Tags"] and before[1] == after[1]
+    assert len(ours) == 1 and ours[0]["Tags"]["iris-mlops:env"] == "dev"
+    figures.record("safety", foreign_apis_left_alone=1)
 
 
 def _world_light() -> dict[str, Any]:

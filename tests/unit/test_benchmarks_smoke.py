@@ -10,7 +10,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 FIGURES = {"cold_start", "warm_latency", "package_size", "deploy_calls", "local_endpoint",
-           "scaling"}
+           "scaling", "cli_latency"}
 ROW_KEYS = {"label", "unit", "median", "p10", "p90", "n", "baseline_label", "baseline", "ratio",
             "target", "verdict", "status", "extra"}
 
@@ -40,6 +40,11 @@ def test_smoke_run_writes_every_figure_with_well_formed_rows(tmp_path: Path) -> 
     cold = {r["label"]: r for r in report["figures"]["cold_start"]["rows"]}
     assert cold["bare interpreter (floor)"]["status"] == "ok"
     assert report["figures"]["package_size"]["rows"][0]["status"] == "ok"
+    # the CLI latency figure measures whole commands next to `import boto3` even in smoke
+    cli = {r["label"]: r for r in report["figures"]["cli_latency"]["rows"]}
+    assert cli["--version"]["status"] == "ok"
+    assert cli["--version"]["baseline_label"] == 'python -c "import boto3"'
+    assert cli["--version"]["extra"]["imports"] == []
 
     table = (tmp_path / "smoke.md").read_text(encoding="utf-8")
     assert "| measure | median |" in table

@@ -102,8 +102,9 @@ def test_health_reports_model_flavor_and_versions(service: Service, shape: str) 
     assert status == 200
     assert body["status"] == "ok" and body["model_id"] == "iris-test-0001"
     assert body["flavor"] == "portable"
-    assert body["versions"]["scikit-learn"]
-    assert body["runtime"].count(".") == 2
+    assert body["versions"]["training"]["scikit-learn"]
+    runtime = body["versions"]["runtime"]
+    assert runtime["python"].count(".") == 2
 
 
 def test_direct_health_action(service: Service) -> None:

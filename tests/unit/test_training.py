@@ -9,7 +9,8 @@ from mlops_cli.artifacts import ArtifactError, ArtifactStore
 from mlops_cli.config import load_env
 from mlops_cli.console import NullReporter
 from mlops_cli.errors import UsageError
-from mlops_cli.training.evaluate import evaluate, require_passed_gate
+from mlops_cli.training.evaluate import evaluate
+from mlops_cli.training.gate import require_passed_gate
 from mlops_cli.training.model_io import open_model
 from mlops_cli.training.train import train
 from mlops_cli.training.zoo import KINDS, build_estimator

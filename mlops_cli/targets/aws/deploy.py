@@ -67,6 +67,7 @@ def deploy(
         "package_sha256": package.sha256,
         "version": plan.live_version,
         "strategy": "canary" if alias_move else "all_at_once",
+        "notes": list(plan.notes),
     }
     if alias_move is not None and policy is not None:
         result["plan"].append(

@@ -54,7 +54,9 @@ class PlannedCall:
 @dataclass
 class Observation:
     resource: str  # "lambda function iris-mlops-dev"
-    state: str  # "found" | "missing" | "foreign"
+    # "found" | "missing" | "foreign" (our name, not our tags: deploy refuses) | "bystander"
+    # (our name, not our tags, where names are not unique — an HTTP API: left alone, ours beside it)
+    state: str
     detail: dict[str, Any] = field(default_factory=dict)
 
 

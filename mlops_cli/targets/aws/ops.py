@@ -44,7 +44,7 @@ def status(
             {"resource": o.resource, "state": o.state, **_plain(o.detail)} for o in plan.observed
         ],
         "missing": [o.resource for o in plan.observed if o.state == "missing"],
-        "foreign": [o.resource for o in plan.foreign],
+        "foreign": [o.resource for o in plan.observed if o.state in ("foreign", "bystander")],
         "drift": drift,
         "live_version": plan.live_version,
         "model_id": plan.live_model_id,

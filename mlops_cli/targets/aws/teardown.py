@@ -51,7 +51,11 @@ def teardown(
         steps = _collect(ctx, d, skipped, include_bucket, notes)
     result: dict[str, Any] = {
         "env": cfg.env,
-        "plan": [{"action": "delete", "resource": s.resource, "name": s.name} for s in steps],
+        "plan": [
+            {"action": "delete", "resource": s.resource, "name": s.name,
+             "reason": f"tagged iris-mlops:project={d.project}, iris-mlops:env={cfg.env}"}
+            for s in steps
+        ],
         "deleted": [],
         "skipped_foreign": skipped,
         "notes": notes,

@@ -61,7 +61,13 @@ def plan(ctx: AwsContext, d: DesiredState, plan: Plan) -> None:
     resource = f"http api {d.api_name}"
     ours, others = find(ctx, d)
     for other in others:
-        plan.observe(f"{resource} ({other['ApiId']})", "foreign", tags=other.get("Tags") or {})
+        # API names are not unique: an API of our name without our tags (someone else's, or ours
+        # after its tags were removed) is never adopted nor changed, and ours is made beside it.
+        plan.observe(f"{resource} ({other['ApiId']})", "bystander", tags=other.get("Tags") or {})
+        plan.notes.append(
+            f"HTTP API {other['ApiId']} is named {d.api_name} but lacks our tags: it is left "
+            "alone (this env uses its own API; delete that one yourself if it was ours)"
+        )
     if len(ours) > 1:
         plan.notes.append(
             f"{len(ours)} HTTP APIs named {d.api_name} carry our tags; using {ours[0]['ApiId']}, "

@@ -1,0 +1,120 @@
+"""Figure 7 — CLI latency: wall time of whole `iris-mlops` processes, as a user waits for them.
+
+Each command is the installed console script, run as a fresh process in the workspace folder
+(its configs, its artifacts), with stdout/stderr captured and colour off. The baseline is
+`python -c "import boto3"` with the same interpreter, measured in the same rounds: every command
+that talks to AWS pays at least that, so a no-change deploy within 2× of it spends little
+beyond its API calls. Variants run interleaved round-robin after one discarded warm-up each, so
+machine noise falls on all of them alike (smoke: one round, no warm-up).
+
+- `--version`: the CLI's own start (Typer, Rich; no config, no pydantic).
+- `status` and `invoke` on a local deploy of the portable zip.
+- a no-change `deploy --env dev --no-smoke-test` against a moto server on 127.0.0.1 (full runs).
+
+Each command is also run once under `-X importtime`; the row records whether scikit-learn, numpy
+or scipy were imported (none of these commands needs them).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.common import Figure, Row, Stats
+from benchmarks.deploy_calls import FAKE_ENV, _moto_server
+from benchmarks.workspace import SKIPPED_IN_SMOKE, Workspace
+
+CLI = Path(sys.executable).parent / "iris-mlops"
+HEAVY = ("sklearn", "numpy", "scipy")
+BASELINE = 'python -c "import boto3"'
+
+
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IRIS_MLOPS_", "AWS_"))}
+    env.update({"NO_COLOR": "1", "AWS_EC2_METADATA_DISABLED": "true"})
+    env.update(extra or {})
+    return env
+
+
+def run_once(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[1:])} exited {proc.returncode}: "
+                           f"{(proc.stderr or proc.stdout).strip()[-300:]}")
+    return elapsed * 1000
+
+
+def heavy_imports(args: list[str], cwd: Path, env: dict[str, str]) -> list[str]:
+    """The model libraries a command imports (from `-X importtime`'s report on stderr)."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "mlops_cli", *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    names = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+             if line.startswith("import time:")}
+    return sorted(n for n in HEAVY if n in names)
+
+
+def run(ws: Workspace) -> Figure:
+    fig = Figure("cli_latency", 'CLI latency: whole commands vs `python -c "import boto3"`')
+    rounds = 1 if ws.smoke else 7
+    env = cli_env()
+    variants: dict[str, tuple[list[str], dict[str, str]]] = {
+        "--version": ([str(CLI), "--version"], env),
+        "status (local)": ([str(CLI), "status", "--env", "local"], env),
+    }
+    skipped: list[str] = []
+    server = None
+    deployed = False
+    try:
+        if ws.smoke:
+            skipped += ["invoke (local)", "no-change deploy (moto)"]
+        else:
+            ws.model()  # trained and evaluated in the workspace's artifacts
+            run_once([str(CLI), "deploy", "--env", "local"], ws.root, env)
+            deployed = True
+            variants["invoke (local)"] = (
+                [str(CLI), "invoke", "5.1", "3.5", "1.4", "0.2", "--env", "local"], env)
+            server, url = _moto_server()
+            aws = cli_env({**FAKE_ENV, "AWS_ENDPOINT_URL": url})
+            deploy = [str(CLI), "deploy", "--env", "dev", "--no-smoke-test"]
+            run_once(deploy, ws.root, aws)  # the first deploy; the timed ones change nothing
+            variants["no-change deploy (moto)"] = (deploy, aws)
+        baseline_argv = [sys.executable, "-c", "import boto3"]
+        samples: dict[str, list[float]] = {name: [] for name in ["baseline", *variants]}
+        warm_up = 0 if ws.smoke else 1  # a discarded first round warms the page cache
+        for index in range(warm_up + rounds):
+            for name, (argv, child_env) in [("baseline", (baseline_argv, env)),
+                                            *variants.items()]:
+                elapsed = run_once(argv, ws.root, child_env)
+                if index >= warm_up:
+                    samples[name].append(elapsed)
+        base = Stats.of(samples["baseline"])
+        fig.rows.append(Row.measured(BASELINE, "ms", base))
+        for name, (argv, child_env) in variants.items():
+            row = Row.measured(name, "ms", Stats.of(samples[name]))
+            row.compare(BASELINE, base.median)
+            heavy = heavy_imports(argv[1:], ws.root, child_env)
+            row.extra["imports"] = heavy
+            if name.startswith("no-change deploy"):
+                row.check("≤ 2× import boto3", row.ratio is not None and row.ratio <= 2.0)
+            fig.rows.append(row)
+            fig.notes.append(f"{name} imports {', '.join(heavy) if heavy else 'no'} "
+                             "scikit-learn/numpy/scipy")
+    except Exception as exc:
+        fig.status = f"unavailable: {type(exc).__name__}: {exc}"[:400]
+        if not fig.rows:
+            fig.rows = [Row.missing(name, fig.status, "ms") for name in ["baseline", *variants]]
+    finally:
+        if deployed:
+            subprocess.run([str(CLI), "teardown", "--env", "local"], cwd=ws.root, env=env,
+                           capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+        if server is not None:
+            server.stop()
+    fig.rows += [Row.missing(name, SKIPPED_IN_SMOKE, "ms") for name in skipped]
+    return fig
