@@ -805,6 +805,75 @@ def up(
             render.prediction(body, elapsed, str(predict_url))
 
 
+# --------------------------------------------------------------------------- export
+@app.command()
+def export(
+    env: EnvOpt = None,
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="cloudformation (plain AWS::* resources) or sam "
+                     "(AWS::Serverless::Function with AutoPublishAlias, "
+                     "AWS::Serverless::HttpApi)."),
+    ] = "cloudformation",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the template to this file (default: stdout)."),
+    ] = None,
+    code_bucket: Annotated[
+        str | None,
+        typer.Option("--code-bucket", help="Upload the env's zip to this bucket (same region, "
+                     "your account), keyed by its sha256, and point the template at it."),
+    ] = None,
+    code_uri: Annotated[
+        str | None,
+        typer.Option("--code-uri", help="s3://BUCKET/KEY of the zip, uploaded by you: no AWS "
+                     "call, no credentials needed."),
+    ] = None,
+    model: ModelOpt = None,
+    flavor: FlavorOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the env's AWS resources as a CloudFormation or AWS SAM template (JSON).
+
+    The template holds what `deploy` builds for the env, from the same desired state: role, log
+    group, function, version + alias `live`, HTTP API, stage, permissions. Deploy it with
+    `aws cloudformation deploy --capabilities CAPABILITY_NAMED_IAM` or `sam deploy`.
+    """
+    with _handled(as_json):
+        from mlops_cli.targets.aws.export import check_request
+        from mlops_cli.targets.aws.export import export as run_export
+
+        reporter = Reporter(quiet=as_json)
+        cfg = _cfg(env, _aws(profile, region))
+        check_request(cfg, fmt, code_bucket, code_uri)
+        info = _ensure_package(cfg, model, flavor, reporter)
+        text, summary = run_export(
+            cfg, info, reporter, fmt=fmt, code_bucket=code_bucket, code_uri=code_uri,
+            output=output,
+        )
+        if as_json:
+            if output is None:
+                import json as _json
+
+                summary["template"] = _json.loads(text)
+            print_json(summary)
+        elif output is None:
+            sys.stdout.write(text)
+        else:
+            render.resources(summary["resources"], f"{fmt} template of env {cfg.env}")
+            out.print(f"[bold]template[/bold] {output}  [dim]code {summary['code_uri']}[/dim]")
+            how = (
+                f"sam deploy --template-file {output} --stack-name {cfg.function_name} "
+                "--capabilities CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND"
+                if fmt == "sam" else
+                f"aws cloudformation deploy --template-file {output} --stack-name "
+                f"{cfg.function_name} --capabilities CAPABILITY_NAMED_IAM"
+            )
+            out.print(f"deploy it: {how}", soft_wrap=True)  # one line, to copy
+
+
 # --------------------------------------------------------------------------- config
 @config_app.command("show")
 def config_show(env: EnvOpt = None, as_json: JsonOpt = False) -> None:

@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 from mlops_cli.config import EnvConfig
 from mlops_cli.packaging.result import PackageInfo
-from mlops_cli.targets.aws.least_privilege import route_source_arn
+from mlops_cli.targets.aws.least_privilege import route_source_arn, wanted_statements
 
 TAG_PROJECT = "iris-mlops:project"
 TAG_ENV = "iris-mlops:env"
@@ -28,6 +28,8 @@ ROUTE_KEYS = ("POST /predict", "GET /health")
 CORS_METHODS = ("GET", "OPTIONS", "POST")
 CORS_HEADERS = ("content-type",)
 VERSION_DESCRIPTION_PREFIX = "iris-mlops model "
+FUNCTION_DESCRIPTION = "iris-mlops model endpoint"
+PAYLOAD_FORMAT_VERSION = "2.0"
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,37 @@ class DesiredState:
     def version_description(self) -> str:
         return f"{VERSION_DESCRIPTION_PREFIX}{self.model_id or 'unknown'}"
 
+    @property
+    def role_description(self) -> str:
+        return f"Lambda execution role of {self.function_name} (iris-mlops)"
+
+    @property
+    def api_description(self) -> str:
+        return f"iris-mlops endpoint for env {self.env}"
+
+    def integration(self) -> dict[str, Any]:
+        """The one integration every route targets: the `live` alias, Lambda proxy, payload 2.0."""
+        return {
+            "IntegrationType": "AWS_PROXY",
+            "IntegrationUri": self.alias_arn,
+            "PayloadFormatVersion": PAYLOAD_FORMAT_VERSION,
+            "IntegrationMethod": "POST",
+        }
+
+    def routes(self) -> list[dict[str, Any]]:
+        """Each route's settings (CreateRoute's parameters but the API and the target)."""
+        return [
+            {"RouteKey": key, "AuthorizationType": self.route_authorization} for key in ROUTE_KEYS
+        ]
+
+    def stage(self) -> dict[str, Any]:
+        """The `$default` stage: deployed on every change, throttled as the config says."""
+        return {
+            "StageName": STAGE,
+            "AutoDeploy": True,
+            "DefaultRouteSettings": self.stage_route_settings(),
+        }
+
     def route_source_arn(self, api_id: str, route_key: str) -> str:
         """A permission's SourceArn: exactly this API's route (any stage), in our partition."""
         return route_source_arn(self.partition, self.region, self.account_id, api_id, route_key)
@@ -146,6 +179,16 @@ class DesiredState:
             "ThrottlingBurstLimit": self.throttle_burst,
         }
 
+    def permission_params(self, api_id: str) -> list[dict[str, Any]]:
+        """AddPermission's parameters for each statement API Gateway needs to invoke `live`:
+        one per route (export renders these; deploy's permission module plans the same ones)."""
+        return [
+            w.add_permission_params(self.function_name, ALIAS)
+            for w in wanted_statements(
+                ROUTE_KEYS, self.partition, self.region, self.account_id, api_id
+            )
+        ]
+
 
 
 @functools.cache
@@ -153,10 +196,11 @@ def partition_for_region(region: str) -> str:
     """The region's partition as botocore's endpoint data knows it (`aws` for unknown regions,
     e.g. an emulator's made-up one)."""
     import boto3
+    from botocore.exceptions import UnknownRegionError
 
     try:
         return boto3.Session().get_partition_for_region(region) or "aws"
-    except ValueError:  # botocore knows no such region
+    except (ValueError, UnknownRegionError):  # botocore knows no such region
         return "aws"
 
 
@@ -217,11 +261,16 @@ def logs_policy(
 
 
 def build_desired(
-    cfg: EnvConfig, region: str, account_id: str, package: PackageInfo | None = None
+    cfg: EnvConfig,
+    region: str,
+    account_id: str,
+    package: PackageInfo | None = None,
+    partition: str | None = None,
 ) -> DesiredState:
+    """`partition` defaults to the region's; export passes CloudFormation's `${AWS::Partition}`."""
     s = cfg.settings
     fn = cfg.function_name
-    partition = partition_for_region(region)
+    partition = partition or partition_for_region(region)
     role_arn = f"arn:{partition}:iam::{account_id}:role/{fn}"
     spec = FunctionSpec(
         runtime=package.runtime if package else s.package.runtime,

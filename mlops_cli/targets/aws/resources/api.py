@@ -49,22 +49,11 @@ def find(ctx: AwsContext, d: DesiredState) -> tuple[list[dict[str, Any]], list[d
 
 
 def _integration_params(d: DesiredState) -> dict[str, Any]:
-    return {
-        "IntegrationType": "AWS_PROXY",
-        "IntegrationUri": d.alias_arn,
-        "PayloadFormatVersion": "2.0",
-        "IntegrationMethod": "POST",
-    }
+    return d.integration()
 
 
 def _stage_params(d: DesiredState, api_id: Any) -> dict[str, Any]:
-    return {
-        "ApiId": api_id,
-        "StageName": STAGE,
-        "AutoDeploy": True,
-        "DefaultRouteSettings": d.stage_route_settings(),
-        "Tags": dict(d.tags),
-    }
+    return {"ApiId": api_id, **d.stage(), "Tags": dict(d.tags)}
 
 
 def plan(ctx: AwsContext, d: DesiredState, plan: Plan) -> None:
@@ -104,7 +93,7 @@ def _plan_new(d: DesiredState, plan: Plan, resource: str) -> None:
     create: dict[str, Any] = {
         "Name": d.api_name,
         "ProtocolType": "HTTP",
-        "Description": f"iris-mlops endpoint for env {d.env}",
+        "Description": d.api_description,
         "Tags": dict(d.tags),
     }
     cors = d.cors()
@@ -130,18 +119,17 @@ def _plan_new(d: DesiredState, plan: Plan, resource: str) -> None:
             store={"integration_id": "IntegrationId"},
         )
     )
-    for key in ROUTE_KEYS:
+    for route in d.routes():
         plan.add(
             PlannedCall(
                 "apigatewayv2",
                 "create_route",
                 {
                     "ApiId": Var("api_id"),
-                    "RouteKey": key,
+                    **route,
                     "Target": Fmt("integrations/{integration_id}"),
-                    "AuthorizationType": d.route_authorization,
                 },
-                f"{resource} route {key}",
+                f"{resource} route {route['RouteKey']}",
                 "missing",
             )
         )
@@ -244,15 +232,15 @@ def _plan_routes(gw: Any, d: DesiredState, plan: Plan, resource: str, api_id: st
         if "integration_id" in plan.variables
         else None
     )
-    for key in ROUTE_KEYS:
+    for route in d.routes():
+        key = route["RouteKey"]
         same = [r for r in routes if r.get("RouteKey") == key]
         if not same:
             plan.add(
                 PlannedCall(
                     "apigatewayv2",
                     "create_route",
-                    {"ApiId": api_id, "RouteKey": key, "Target": target,
-                     "AuthorizationType": d.route_authorization},
+                    {"ApiId": api_id, **route, "Target": target},
                     f"{resource} route {key}",
                     "missing",
                 )

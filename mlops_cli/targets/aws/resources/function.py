@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from mlops_cli.errors import UsageError
 from mlops_cli.targets.aws.desired import (
     ALIAS,
+    FUNCTION_DESCRIPTION,
     DesiredState,
     architecture_diff,
     function_config_diff,
@@ -99,7 +100,7 @@ def plan(ctx: AwsContext, d: DesiredState, plan: Plan, code: dict[str, Any]) -> 
                     "Code": code,
                     "PackageType": "Zip",
                     "Publish": False,
-                    "Description": "iris-mlops model endpoint",
+                    "Description": FUNCTION_DESCRIPTION,
                     "Tags": dict(d.tags),
                 },
                 resource,

@@ -62,7 +62,7 @@ def plan(ctx: AwsContext, d: DesiredState, plan: Plan) -> None:
                 {
                     "RoleName": d.role_name,
                     "AssumeRolePolicyDocument": json.dumps(d.trust_policy),
-                    "Description": f"Lambda execution role of {d.function_name} (iris-mlops)",
+                    "Description": d.role_description,
                     "Tags": [{"Key": k, "Value": v} for k, v in d.tags.items()],
                 },
                 resource,
