@@ -224,15 +224,23 @@ def test_foreign_role_with_our_name_stops_the_deploy_untouched(cfg, store, packa
     assert iam.get_role(RoleName=FN)["Role"]["AssumeRolePolicyDocument"] == {}
 
 
-def test_api_of_another_env_with_the_same_name_stops_the_deploy(cfg, store, package, ctx, calls):
-    boto3.client("apigatewayv2").create_api(
+def test_api_of_another_env_with_the_same_name_is_left_alone_beside_ours(
+    cfg, store, package, ctx, calls
+):
+    gw = boto3.client("apigatewayv2")
+    theirs = gw.create_api(
         Name=FN,
         ProtocolType="HTTP",
         Tags={"iris-mlops:project": "iris-mlops", "iris-mlops:env": "prod"},
-    )
-    with pytest.raises(UsageError, match="http api"):
-        _deploy(cfg, store, package, ctx)
-    assert calls.mutating == [] and len(_api()) == 1
+    )["ApiId"]
+
+    result = _deploy(cfg, store, package, ctx)
+
+    assert len(_api()) == 2 and theirs not in result["url"]
+    assert gw.get_api(ApiId=theirs)["Tags"]["iris-mlops:env"] == "prod"
+    assert gw.get_routes(ApiId=theirs)["Items"] == []  # nothing added to theirs
+    assert gw.get_integrations(ApiId=theirs)["Items"] == []
+    assert gw.get_stages(ApiId=theirs)["Items"] == []
 
 
 def test_status_reports_resources_version_model_and_drift(cfg, store, package, ctx):
