@@ -6,7 +6,7 @@ each one is proven by the load-and-predict integration test (tests/integration/
 test_sklearn_flavor.py). Rules are data (a name, a reason, a predicate on the relative POSIX
 path) so the report can say what each one saved and a reviewer can judge each one alone.
 
-Two things look safe and are not (measured, see DESIGN.md §4):
+Two things look safe and are not (measured; docs/architecture.md, "Two model flavors"):
 - Some test directories hold modules imported at run time: numpy 2.2.x imports
   `numpy/_core/tests/_natype.py` through `numpy.testing`. Such files are listed in `KEEP`.
 - `strip` on the vendored libraries in `numpy.libs/`, `scipy.libs/`, `scikit_learn.libs/`
