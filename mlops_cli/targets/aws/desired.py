@@ -164,6 +164,19 @@ class DesiredState:
         (other partitions use other DNS suffixes, e.g. amazonaws.com.cn)."""
         return f"https://{api_id}.execute-api.{self.region}.{dns_suffix(self.partition)}"
 
+    def api(self) -> dict[str, Any]:
+        """The HTTP API as CreateApi takes it (and the template's AWS::ApiGatewayV2::Api)."""
+        api: dict[str, Any] = {
+            "Name": self.api_name,
+            "ProtocolType": "HTTP",
+            "Description": self.api_description,
+            "Tags": dict(self.tags),
+        }
+        cors = self.cors()
+        if cors:
+            api["CorsConfiguration"] = cors
+        return api
+
     def cors(self) -> dict[str, Any] | None:
         if not self.cors_origins:
             return None

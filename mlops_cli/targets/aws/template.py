@@ -294,7 +294,7 @@ def _cloudformation(d: DesiredState, code: CodeLocation) -> dict[str, Any]:
         },
         API: {
             "Type": "AWS::ApiGatewayV2::Api",
-            "Properties": _api_props(d),
+            "Properties": d.api(),
         },
         INTEGRATION: {
             "Type": "AWS::ApiGatewayV2::Integration",
@@ -323,19 +323,6 @@ def _cloudformation(d: DesiredState, code: CodeLocation) -> dict[str, Any]:
         "Resources": resources,
         "Outputs": _outputs(_ref(ALIAS_ID)),
     }
-
-
-def _api_props(d: DesiredState) -> dict[str, Any]:
-    props: dict[str, Any] = {
-        "Name": d.api_name,
-        "ProtocolType": "HTTP",
-        "Description": d.api_description,
-        "Tags": dict(d.tags),
-    }
-    cors = d.cors()
-    if cors:
-        props["CorsConfiguration"] = cors
-    return props
 
 
 # AWS SAM ----------------------------------------------------------------------------------------

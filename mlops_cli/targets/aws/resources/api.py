@@ -90,15 +90,7 @@ def plan(ctx: AwsContext, d: DesiredState, plan: Plan) -> None:
 
 
 def _plan_new(d: DesiredState, plan: Plan, resource: str) -> None:
-    create: dict[str, Any] = {
-        "Name": d.api_name,
-        "ProtocolType": "HTTP",
-        "Description": d.api_description,
-        "Tags": dict(d.tags),
-    }
-    cors = d.cors()
-    if cors:
-        create["CorsConfiguration"] = cors
+    create = d.api()
     plan.add(
         PlannedCall(
             "apigatewayv2",
