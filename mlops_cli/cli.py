@@ -721,10 +721,10 @@ def metrics(
     region: RegionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """What the endpoint served over the window: requests, rows per class beside the training
-    mix, latency p50/p99, errors — with a sparkline per metric.
+    """What the endpoint served: requests, rows per class, latency p50/p99, errors, sparklines.
 
-    aws: CloudWatch (the handler's metrics, Lambda's and the HTTP API's); local: the server log.
+    Rows per class are shown beside the training split's class mix. aws: CloudWatch (the
+    handler's metrics, Lambda's and the HTTP API's); local: the server log.
     """
     with _handled(as_json):
         from mlops_cli.metrics.view import render as render_metrics
