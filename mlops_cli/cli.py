@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import sys
 from collections.abc import Iterator
@@ -930,8 +931,23 @@ def readable_metavars(command: Any) -> Any:
     return command
 
 
+def unwrapped_help(command: Any) -> Any:
+    """Let Rich wrap each help paragraph to the terminal: in "rich" markup mode Typer keeps the
+    docstring's own line breaks, which made ragged 80-column text on any other width. Blank
+    lines still separate paragraphs; a paragraph starting with \\b keeps its lines."""
+    if command.help:
+        paragraphs = inspect.cleandoc(command.help).split("\n\n")
+        command.help = "\n\n".join(
+            p if p.startswith("\b") else " ".join(p.split("\n")) for p in paragraphs
+        )
+    for sub in getattr(command, "commands", {}).values():
+        unwrapped_help(sub)
+    return command
+
+
 def main() -> None:
-    readable_metavars(typer.main.get_command(app))(prog_name="iris-mlops")
+    command = unwrapped_help(readable_metavars(typer.main.get_command(app)))
+    command(prog_name="iris-mlops")
 
 
 if __name__ == "__main__":

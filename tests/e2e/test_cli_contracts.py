@@ -115,6 +115,8 @@ def test_every_help_names_values_and_shows_defaults(tmp_path: Path) -> None:
     assert "--env" in helps[("deploy",)] and " ENV " in helps[("deploy",)]
     assert "[default: 10m]" in helps[("logs",)]
     assert "--kind" in helps[("train",)] and "--model" not in helps[("train",)]
+    # paragraphs are wrapped to the terminal, not at the docstring's own 80-column breaks
+    assert "role, log group, function, version + alias `live`, HTTP API" in helps[("export",)]
 
 
 # --------------------------------------------------------- train --kind (item 9: --model)
