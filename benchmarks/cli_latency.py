@@ -9,7 +9,13 @@ machine noise falls on all of them alike (smoke: one round, no warm-up).
 
 - `--version`: the CLI's own start (Typer, Rich; no config, no pydantic).
 - `status` and `invoke` on a local deploy of the portable zip.
-- a no-change `deploy --env dev --no-smoke-test` against a moto server on 127.0.0.1 (full runs).
+- a no-change `deploy --env dev --no-smoke-test` against a moto server on 127.0.0.1 (full runs),
+  run as its own `moto_server` process as a user would run it — not a thread of this process,
+  whose interpreter would then serve the calls it times.
+
+Besides wall time, each row records the median CPU time (user + system) of the command's
+process: on a machine shared with other work the wall ratio moves with the load, the CPU one
+much less, so both are reported.
 
 Each command is also run once under `-X importtime`; the row records whether scikit-learn, numpy
 or scipy were imported (none of these commands needs them).
@@ -17,14 +23,18 @@ or scipy were imported (none of these commands needs them).
 
 from __future__ import annotations
 
+import json
 import os
+import resource
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
-from benchmarks.common import Figure, Row, Stats
-from benchmarks.deploy_calls import FAKE_ENV, _moto_server
+from benchmarks.common import Figure, Row, Stats, Unavailable
+from benchmarks.deploy_calls import FAKE_ENV
 from benchmarks.workspace import SKIPPED_IN_SMOKE, Workspace
 
 CLI = Path(sys.executable).parent / "iris-mlops"
@@ -39,15 +49,75 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run_once(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(wall ms, CPU ms) of one whole process; its CPU is what the reaped child used."""
+    cpu_before = _children_cpu()
     started = time.perf_counter()
     proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
                           stdin=subprocess.DEVNULL)
     elapsed = time.perf_counter() - started
+    cpu = _children_cpu() - cpu_before
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[1:])} exited {proc.returncode}: "
                            f"{(proc.stderr or proc.stdout).strip()[-300:]}")
-    return elapsed * 1000
+    return elapsed * 1000, cpu * 1000
+
+
+def run_once(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    return run_timed(argv, cwd, env)[0]
+
+
+class MotoProcess:
+    """`moto_server` on a free loopback port, in its own process (what a user runs)."""
+
+    def __init__(self) -> None:
+        script = Path(sys.executable).parent / "moto_server"
+        if not script.is_file():
+            raise Unavailable(f"moto_server is not installed next to {sys.executable}")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen([str(script), "-H", "127.0.0.1", "-p", str(port)],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        try:
+            self._configure()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _configure(self, timeout: float = 60.0) -> None:
+        """Wait until it answers, and tell its Lambda not to use Docker (none here)."""
+        body = json.dumps({"lambda": {"use_docker": False}}).encode()
+        deadline = time.monotonic() + timeout
+        while True:
+            request = urllib.request.Request(f"{self.url}/moto-api/config", data=body,
+                                             headers={"content-type": "application/json"},
+                                             method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:  # loopback only
+                    response.read()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise Unavailable(f"moto_server exited {self.proc.returncode}") from None
+                if time.monotonic() > deadline:
+                    raise Unavailable(f"moto_server did not answer in {timeout:.0f} s") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
 
 
 def heavy_imports(args: list[str], cwd: Path, env: dict[str, str]) -> list[str]:
@@ -69,7 +139,7 @@ def run(ws: Workspace) -> Figure:
         "status (local)": ([str(CLI), "status", "--env", "local"], env),
     }
     skipped: list[str] = []
-    server = None
+    server: MotoProcess | None = None
     deployed = False
     try:
         if ws.smoke:
@@ -80,25 +150,32 @@ def run(ws: Workspace) -> Figure:
             deployed = True
             variants["invoke (local)"] = (
                 [str(CLI), "invoke", "5.1", "3.5", "1.4", "0.2", "--env", "local"], env)
-            server, url = _moto_server()
-            aws = cli_env({**FAKE_ENV, "AWS_ENDPOINT_URL": url})
+            server = MotoProcess()
+            aws = cli_env({**FAKE_ENV, "AWS_ENDPOINT_URL": server.url})
             deploy = [str(CLI), "deploy", "--env", "dev", "--no-smoke-test"]
             run_once(deploy, ws.root, aws)  # the first deploy; the timed ones change nothing
             variants["no-change deploy (moto)"] = (deploy, aws)
         baseline_argv = [sys.executable, "-c", "import boto3"]
         samples: dict[str, list[float]] = {name: [] for name in ["baseline", *variants]}
+        cpu: dict[str, list[float]] = {name: [] for name in samples}
         warm_up = 0 if ws.smoke else 1  # a discarded first round warms the page cache
         for index in range(warm_up + rounds):
             for name, (argv, child_env) in [("baseline", (baseline_argv, env)),
                                             *variants.items()]:
-                elapsed = run_once(argv, ws.root, child_env)
+                elapsed, used = run_timed(argv, ws.root, child_env)
                 if index >= warm_up:
                     samples[name].append(elapsed)
+                    cpu[name].append(used)
         base = Stats.of(samples["baseline"])
-        fig.rows.append(Row.measured(BASELINE, "ms", base))
+        base_cpu = Stats.of(cpu["baseline"]).median
+        fig.rows.append(Row.measured(BASELINE, "ms", base, extra={"cpu_ms": base_cpu}))
         for name, (argv, child_env) in variants.items():
             row = Row.measured(name, "ms", Stats.of(samples[name]))
             row.compare(BASELINE, base.median)
+            row_cpu = Stats.of(cpu[name]).median
+            row.extra["cpu_ms"] = row_cpu
+            row.extra["cpu_ratio"] = (round(row_cpu / base_cpu, 3)
+                                      if row_cpu is not None and base_cpu else None)
             heavy = heavy_imports(argv[1:], ws.root, child_env)
             row.extra["imports"] = heavy
             if name.startswith("no-change deploy"):
@@ -106,6 +183,9 @@ def run(ws: Workspace) -> Figure:
             fig.rows.append(row)
             fig.notes.append(f"{name} imports {', '.join(heavy) if heavy else 'no'} "
                              "scikit-learn/numpy/scipy")
+            if row.extra["cpu_ratio"] is not None:
+                fig.notes.append(f"{name}: CPU {row_cpu:.0f} ms = {row.extra['cpu_ratio']:.2f}× "
+                                 f"import boto3's {base_cpu:.0f} ms")
     except Exception as exc:
         fig.status = f"unavailable: {type(exc).__name__}: {exc}"[:400]
         if not fig.rows:

@@ -45,6 +45,9 @@ def test_smoke_run_writes_every_figure_with_well_formed_rows(tmp_path: Path) -> 
     assert cli["--version"]["status"] == "ok"
     assert cli["--version"]["baseline_label"] == 'python -c "import boto3"'
     assert cli["--version"]["extra"]["imports"] == []
+    # wall time moves with the machine's load: each command's own CPU time is reported beside it
+    assert cli["--version"]["extra"]["cpu_ms"] > 0
+    assert cli['python -c "import boto3"']["extra"]["cpu_ms"] > 0
 
     table = (tmp_path / "smoke.md").read_text(encoding="utf-8")
     assert "| measure | median |" in table

@@ -44,7 +44,7 @@ def deploy(
         raise IrisError(
             f"package {package.path} is missing: run `iris-mlops package --env {cfg.env}`"
         )
-    desired = build_desired(cfg, ctx.region, ctx.account_id, package)
+    desired = build_desired(cfg, ctx.region, ctx.account_id, package, ctx.partition)
     resolved = None if plan_only else canary_deploy.resolve_leftover(ctx, desired.function_name,
                                                                       reporter)
     with reporter.step(f"reading AWS state of env {cfg.env} ({ctx.region})"):

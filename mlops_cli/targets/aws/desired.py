@@ -209,10 +209,17 @@ def partition_for_region(region: str) -> str:
     """The region's partition as botocore's endpoint data knows it (`aws` for unknown regions,
     e.g. an emulator's made-up one)."""
     import boto3
+
+    return session_partition(boto3.Session(), region)
+
+
+def session_partition(session: Any, region: str) -> str:
+    """`partition_for_region` from a session that already exists: a deploy asks its own session,
+    whose endpoint data its clients have loaded anyway (a new session reads it again, ~80 ms)."""
     from botocore.exceptions import UnknownRegionError
 
     try:
-        return boto3.Session().get_partition_for_region(region) or "aws"
+        return session.get_partition_for_region(region) or "aws"
     except (ValueError, UnknownRegionError):  # botocore knows no such region
         return "aws"
 

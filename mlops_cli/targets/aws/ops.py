@@ -26,7 +26,7 @@ def status(
 ) -> dict[str, Any]:
     """What exists, what drifted from the config (code is not compared: no package here)."""
     ctx = ctx or connect(cfg)
-    d = build_desired(cfg, ctx.region, ctx.account_id)
+    d = build_desired(cfg, ctx.region, ctx.account_id, partition=ctx.partition)
     plan = plan_deploy(ctx, d, smoke_test=False, raise_on_foreign=False)
     api_id = plan.variables.get("api_id")
     record = store.read_record(cfg.env) or {}
@@ -161,7 +161,7 @@ def _model_of(versions: list[dict[str, Any]], version: str) -> str | None:
 def _require_ours(ctx: AwsContext, cfg: EnvConfig) -> None:
     from mlops_cli.targets.aws.resources import function
 
-    d = build_desired(cfg, ctx.region, ctx.account_id)
+    d = build_desired(cfg, ctx.region, ctx.account_id, partition=ctx.partition)
     got = function.find(ctx, d)
     if got is None:
         raise IrisError(f"function {d.function_name} does not exist: deploy env {cfg.env} first")
@@ -261,7 +261,7 @@ def endpoint(cfg: EnvConfig, store: ArtifactStore, *, ctx: AwsContext | None = N
     record = store.read_record(cfg.env) or {}
     try:
         ctx = ctx or connect(cfg)
-        d = build_desired(cfg, ctx.region, ctx.account_id)
+        d = build_desired(cfg, ctx.region, ctx.account_id, partition=ctx.partition)
         with aws_errors(f"find the HTTP API of env {cfg.env}", ctx):
             apis = [a for a in find_apis(ctx, d.api_name) if is_ours(d, a.get("Tags"))]
     except UsageError:

@@ -8,6 +8,7 @@ missing — exactly once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -90,6 +91,13 @@ class AwsContext:
     endpoint_url: str | None = None
     max_attempts: int = MAX_ATTEMPTS
     _clients: dict[str, Any] = field(default_factory=dict)
+
+    @functools.cached_property
+    def partition(self) -> str:
+        """The region's partition (`aws`, `aws-cn`, …) from this session's endpoint data."""
+        from mlops_cli.targets.aws.desired import session_partition
+
+        return session_partition(self.session, self.region)
 
     def client(
         self, service: str, *, retries: bool = True, read_timeout: int | None = None

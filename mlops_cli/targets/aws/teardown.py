@@ -44,7 +44,7 @@ def teardown(
     ctx: AwsContext | None = None,
 ) -> dict[str, Any]:
     ctx = ctx or connect(cfg)
-    d = build_desired(cfg, ctx.region, ctx.account_id)
+    d = build_desired(cfg, ctx.region, ctx.account_id, partition=ctx.partition)
     skipped: list[dict[str, Any]] = []
     notes: list[str] = []
     with aws_errors(f"read the resources of env {cfg.env!r}", ctx):
