@@ -10,13 +10,13 @@ Subclasses say what the bytes mean (`received`) and what a hang-up means (`close
 from __future__ import annotations
 
 import contextlib
-import selectors
 import socket
 import time
 
+from mlops_cli.targets.local.loop import EVENT_READ as _READ
+from mlops_cli.targets.local.loop import EVENT_WRITE as _WRITE
 from mlops_cli.targets.local.loop import Loop
 
-_READ, _WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 MAX_BACKLOG = 8 * 1024 * 1024  # unparsed input kept while a request is in flight
 
 

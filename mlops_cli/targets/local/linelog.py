@@ -2,10 +2,10 @@
 `serve`), which the workers' own output shares.
 
 Why it buffers: each request logs START, END, REPORT and an access line; written one by one
-that is three system calls per request on the server's one thread. Lines are kept until
-`flush()` — which the event loop calls after each batch of events, and the Runtime API before
-it hands a worker an event, so a worker's own output never lands before its START line — and
-then written at once. Without a loop (start-up, shutdown) call `write(..., flush=True)`.
+that is three system calls per request on the server's one thread. While `buffered`, lines are
+kept until `flush()` — which the pool calls right before it hands a worker an event, so a
+worker's own output never lands before its START line, and the server every few tens of
+milliseconds — and then written at once.
 """
 
 from __future__ import annotations

@@ -28,20 +28,24 @@ class HttpError(Exception):
         self.message = message
 
 
-@dataclass
 class Head:
-    method: str
-    target: str
-    version: str  # "HTTP/1.1"
-    headers: list[tuple[str, str]]  # as sent: order and case kept (SigV4 signs them)
-    line: str  # the request line, for the log
+    """A request line and its headers: `headers` as sent (order and case kept: SigV4 signs
+    them), `fields` by lower-case name (the first value: what the server itself reads)."""
+
+    __slots__ = ("fields", "headers", "line", "method", "target", "version")
+
+    def __init__(self, method: str, target: str, version: str,
+                 headers: list[tuple[str, str]], fields: dict[str, str], line: str) -> None:
+        self.method = method
+        self.target = target
+        self.version = version  # "HTTP/1.1"
+        self.headers = headers
+        self.fields = fields
+        self.line = line  # the request line, for the log
 
     def get(self, name: str) -> str | None:
         """The first value of header `name` (lower case)."""
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value
-        return None
+        return self.fields.get(name)
 
     def get_all(self, name: str) -> list[str]:
         return [value for key, value in self.headers if key.lower() == name]
@@ -209,17 +213,42 @@ class RequestReader:
             self._chunk_left = -1
 
 
+_VERSIONS = frozenset({"HTTP/1.1", "HTTP/1.0"})
+# every header line at once, `token ":" anything`: one regex call per request, not one a line
+_HEADER_BLOCK = re.compile(
+    r"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\n]*\n)*[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\n]*\Z"
+)
+
+
 def parse_head_strict(text: str) -> Head:
     """Request line and headers, refused with 400 (505 for another major version) when they
     are not HTTP/1.x as a client should send it."""
-    lines = text.split("\n")
-    request_line = lines[0].rstrip("\r")
+    request_line, _, rest = text.partition("\n")
+    request_line = request_line.rstrip("\r")
     words = request_line.split()
     if len(words) == 2:
         raise HttpError(400, "HTTP/0.9 is not supported")
     if len(words) != 3:
         raise HttpError(400, "Bad request syntax")
     method, target, version = words
+    if version not in _VERSIONS:
+        _check_version(version)
+    if not _TOKEN.match(method):
+        raise HttpError(400, "Bad request method")
+    headers: list[tuple[str, str]] = []
+    fields: dict[str, str] = {}
+    if rest:
+        if not _HEADER_BLOCK.match(rest):
+            raise HttpError(400, "malformed header line")
+        for raw in rest.split("\n"):
+            name, _, value = raw.partition(":")
+            value = value.strip()
+            headers.append((name, value))
+            fields.setdefault(name.lower(), value)
+    return Head(method, target, version, headers, fields, request_line)
+
+
+def _check_version(version: str) -> None:
     if not version.startswith("HTTP/"):
         raise HttpError(400, f"Bad request version {version[:40]!r}")
     number = version[5:].split(".")
@@ -227,12 +256,3 @@ def parse_head_strict(text: str) -> Head:
         raise HttpError(400, f"Bad request version {version[:40]!r}")
     if int(number[0]) != 1:
         raise HttpError(505, f"Invalid HTTP version ({version[5:40]})")
-    if not _TOKEN.match(method):
-        raise HttpError(400, "Bad request method")
-    headers: list[tuple[str, str]] = []
-    for raw in lines[1:]:
-        name, sep, value = raw.partition(":")
-        if not sep or not _TOKEN.match(name):
-            raise HttpError(400, "malformed header line")
-        headers.append((name, value.strip()))
-    return Head(method, target, version, headers, request_line)
