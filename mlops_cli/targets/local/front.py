@@ -236,13 +236,14 @@ class _Client(Channel):
         request_id = self.invocation_id or ""
         self.invocation_id = None
         close = _wants_close(head, response)
-        self.send(self._format(response, head, close), close=close)
+        data = self._format(response, head, close)
+        log = self.front.log
         if self.front.spec.access_log:
             ms = (time.perf_counter() - self._started) * 1000
-            self.front.log.write(
-                f'{self.ip} "{head.method} {head.target[:200]}" '
-                f"{response.status} {ms:.2f}ms {request_id}"
-            )
+            log.write(f'{self.ip} "{head.method} {head.target[:200]}" '
+                      f"{response.status} {ms:.2f}ms {request_id}")
+        log.flush()  # END, REPORT, the access line: in the log once the client has its answer
+        self.send(data, close=close)
         if not self.is_closed and not close:
             self._next()
 
@@ -250,8 +251,9 @@ class _Client(Channel):
         """An unreadable request: a JSON error, then close (its unread rest means nothing)."""
         request_line = self._head.line if self._head is not None else ""
         response = json_response(exc.status, {"message": exc.message}, close=True)
-        self.send(self._format(response, self._head, True), close=True)
         self.front.log.write(f'{self.ip} "{request_line[:200]}" {exc.status}')
+        self.front.log.flush()
+        self.send(self._format(response, self._head, True), close=True)
 
     def _format(self, response: HttpResponse, head: Head | None, close: bool) -> bytes:
         lines = [
@@ -285,8 +287,8 @@ def _wants_close(head: Head, response: HttpResponse) -> bool:
     return connection == "close"
 
 
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+
+
 def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
+    return _PHRASES.get(status, "Unknown")

@@ -3,9 +3,10 @@
 
 Why it buffers: each request logs START, END, REPORT and an access line; written one by one
 that is three system calls per request on the server's one thread. While `buffered`, lines are
-kept until `flush()` — which the pool calls right before it hands a worker an event, so a
-worker's own output never lands before its START line, and the server every few tens of
-milliseconds — and then written at once.
+kept until `flush()` and then written at once: the pool flushes right before it hands a worker
+an event (a worker's own output never lands before its START line), the front right before it
+answers a client (END, REPORT and the access line are in the log once the client has its
+answer), the server every few tens of milliseconds (anything else). Two writes per request.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ RESPONSE_TOO_LARGE = {
 }
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Invocation:
     request_id: str
     payload: bytes  # the event, JSON

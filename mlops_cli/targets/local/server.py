@@ -26,8 +26,8 @@ from mlops_cli.targets.local.loop import Loop
 from mlops_cli.targets.local.pool import InitError, WorkerPool
 from mlops_cli.targets.local.spec import ServerSpec
 
-# How late a line may reach the log: END, REPORT and access lines wait at most this long for
-# the next START line's write (one write per request instead of three).
+# How late a line written outside a request's path (a worker exit, a replacement) may reach
+# the log; a request's own lines are flushed before its event and before its answer.
 LOG_FLUSH_S = 0.05
 
 
@@ -69,7 +69,7 @@ def run(
         on_ready({"ok": True, "port": front.port, "pid": os.getpid(), "workers": pool.pids(),
                   "python_version": pool.python_version})
         front.serve()
-        log.buffered = True  # flushed before each START line and every LOG_FLUSH_S
+        log.buffered = True  # see LineLog: two writes per request instead of four
         _flush_every(loop, log)
         loop.run()
     except (KeyboardInterrupt, _Terminated):
