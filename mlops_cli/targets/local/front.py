@@ -169,7 +169,9 @@ class _Client(Channel):
                     self._refuse(exc)
                     return
                 if request is None:
-                    if self.eof:
+                    if self.eof and self.reader.partial_head:
+                        self._refuse(HttpError(400, "Bad request: the request ended early"))
+                    elif self.eof:
                         self.finish()  # the client is done sending: close once answered
                     else:
                         self.throttle(len(self.reader.buf))

@@ -95,6 +95,12 @@ class RequestReader:
         """Whether part of a request is buffered (a peer that stops now left one unfinished)."""
         return bool(self.buf) or self._head is not None
 
+    @property
+    def partial_head(self) -> bool:
+        """Whether the bytes so far are the start of a head (a peer that stops now sent an
+        incomplete request; one that stops mid-body merely stopped)."""
+        return self._head is None and bool(self.buf)
+
     def next(self) -> Request | None:
         """The next whole request, or None until more bytes come."""
         if self._head is None:
