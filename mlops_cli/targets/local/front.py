@@ -176,7 +176,11 @@ class _Client(Channel):
                     else:
                         self.throttle(len(self.reader.buf))
                     return
-                self._handle(request)
+                try:
+                    self._handle(request)
+                except Exception as exc:  # our bug: API Gateway's 500, never a stuck client
+                    self.front.log.write(f"internal error handling a request: {exc!r}")
+                    self._respond(internal_error(self.invocation_id), request.head)
         finally:
             self._pumping = False
 
