@@ -262,6 +262,7 @@ class WorkerPool:
         self._closed = False
         self._counter = 0
         self._starting = False
+        self._expiry: Timer | None = None
         self.python_version: str | None = spec.python_version or None
 
     # lifecycle --------------------------------------------------------------------------------
@@ -407,12 +408,17 @@ class WorkerPool:
             return
         wait = float(self.spec.timeout_s) + self.spec.init_timeout_s
         self._waiting.append((payload, request_id, respond, time.monotonic() + wait))
-        self.loop.call_later(wait + 0.01, self._expire_waiting)
+        if self._expiry is None:
+            self._expiry = self.loop.call_later(wait, self._expire_waiting)
 
     def _expire_waiting(self) -> None:
+        """One timer for the whole queue (the oldest entry's deadline), not one per request."""
+        self._expiry = None
         now = time.monotonic()
-        while self._waiting and self._waiting[0][3] < now:
+        while self._waiting and self._waiting[0][3] <= now:
             self._waiting.popleft()[2](Outcome("unavailable"))
+        if self._waiting:
+            self._expiry = self.loop.call_later(self._waiting[0][3] - now, self._expire_waiting)
 
     def _dispatch(self, worker: Worker, payload: bytes, request_id: str,
                   respond: Respond) -> None:
