@@ -186,26 +186,30 @@ class RuntimeApi:
         elif method == "POST" and path.startswith(_INVOCATION):
             parts = path[len(_INVOCATION):].split("/")
             if len(parts) == 2 and parts[1] in ("response", "error"):
-                conn.send(self._outcome(parts[0], parts[1], request))
+                self._outcome(conn, parts[0], parts[1], request)
             else:
                 conn.send(_reply(404, _no_route(method, path)))
         else:
             conn.send(_reply(404, _no_route(method, path)))
 
-    def _outcome(self, request_id: str, kind: str, request: Request) -> bytes:
+    def _outcome(self, conn: _RuntimeConn, request_id: str, kind: str, request: Request) -> None:
+        """Accept the worker's outcome, then settle the invocation: the worker has its 202
+        first, so it asks for its next event while this loop answers the client."""
         invocation = self.current
         if invocation is None or invocation.request_id != request_id:
-            return _reply(400, {"errorMessage": "Invalid request ID",
-                                "errorType": "InvalidRequestID"})
+            conn.send(_reply(400, {"errorMessage": "Invalid request ID",
+                                   "errorType": "InvalidRequestID"}))
+            return
         self.current = None
         if kind == "error":
+            conn.send(_ACCEPTED)
             invocation.complete("error", _error_info(request.body or b"", request.head))
-            return _ACCEPTED
-        if request.body is None:
+        elif request.body is None:
+            conn.send(_TOO_LARGE_REPLY)
             invocation.complete("error", dict(RESPONSE_TOO_LARGE))
-            return _TOO_LARGE_REPLY
-        invocation.complete("result", request.body)
-        return _ACCEPTED
+        else:
+            conn.send(_ACCEPTED)
+            invocation.complete("result", request.body)
 
 
 class _RuntimeConn(Channel):
