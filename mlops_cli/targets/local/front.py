@@ -36,7 +36,14 @@ from mlops_cli.targets.local.linelog import LineLog
 from mlops_cli.targets.local.loop import Loop
 from mlops_cli.targets.local.pool import Outcome, WorkerPool
 from mlops_cli.targets.local.spec import ServerSpec
-from mlops_cli.targets.local.wire import BodyPlan, Head, HttpError, Request, RequestReader
+from mlops_cli.targets.local.wire import (
+    NO_BODY,
+    BodyPlan,
+    Head,
+    HttpError,
+    Request,
+    RequestReader,
+)
 
 IDLE_TIMEOUT_S = 15.0  # an idle or trickling client loses its connection, never a worker
 SERVER = "iris-mlops-local"
@@ -200,7 +207,7 @@ class _Client(Channel):
         if not lengths:
             if head.method in _BODY_METHODS:
                 raise HttpError(411, "Length Required")
-            return BodyPlan()
+            return NO_BODY
         if len(set(lengths)) != 1 or not lengths[0].strip().isdigit():
             raise HttpError(400, "invalid Content-Length")
         length = int(lengths[0])

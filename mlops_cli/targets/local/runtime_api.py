@@ -35,7 +35,14 @@ from typing import Any, Protocol
 
 from mlops_cli.targets.local.channel import Channel
 from mlops_cli.targets.local.loop import Loop
-from mlops_cli.targets.local.wire import BodyPlan, Head, HttpError, Request, RequestReader
+from mlops_cli.targets.local.wire import (
+    NO_BODY,
+    BodyPlan,
+    Head,
+    HttpError,
+    Request,
+    RequestReader,
+)
 
 PREFIX = "/2018-06-01/runtime"
 _NEXT = PREFIX + "/invocation/next"
@@ -221,11 +228,14 @@ class _RuntimeConn(Channel):
         super().__init__(api.loop, sock)
 
     def _plan(self, head: Head) -> BodyPlan:
-        if (head.get("expect") or "").lower() == "100-continue":
+        fields = head.fields
+        if "expect" in fields and fields["expect"].lower() == "100-continue":
             self.send(b"HTTP/1.1 100 Continue\r\n\r\n")
-        if (head.get("transfer-encoding") or "").lower() == "chunked":
+        if "transfer-encoding" in fields and fields["transfer-encoding"].lower() == "chunked":
             return BodyPlan(chunked=True, limit=MAX_RESPONSE, drop=True)
-        length = head.get("content-length") or "0"
+        length = fields.get("content-length")
+        if length is None:
+            return NO_BODY  # a `/next`
         if not length.isdigit():
             raise HttpError(400, "invalid Content-Length")
         return BodyPlan(length=int(length), limit=MAX_RESPONSE, drop=True)

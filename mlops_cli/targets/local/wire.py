@@ -51,7 +51,7 @@ class Head:
         return [value for key, value in self.headers if key.lower() == name]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class BodyPlan:
     """How to read a body: `length` bytes, or chunked when `chunked`; past `limit` bytes the
     body is refused with 413 (`drop` False) or read and thrown away (`drop` True: the request
@@ -63,7 +63,10 @@ class BodyPlan:
     drop: bool = False
 
 
-@dataclass
+NO_BODY = BodyPlan()
+
+
+@dataclass(slots=True)
 class Request:
     head: Head
     body: bytes | None
