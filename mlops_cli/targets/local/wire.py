@@ -117,6 +117,8 @@ class RequestReader:
     def next(self) -> Request | None:
         """The next whole request, or None until more bytes come."""
         if self._head is None:
+            if not self.buf:
+                return None  # the usual case after a request: nothing more buffered
             head = self._read_head()
             if head is None:
                 return None
