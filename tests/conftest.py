@@ -7,9 +7,15 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from mlops_cli.artifacts import ArtifactStore
+from mlops_cli.config import EnvConfig, load_env
+from mlops_cli.console import NullReporter
+from mlops_cli.packaging.result import PackageInfo
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent / "iris-mlops"
@@ -22,6 +28,51 @@ def project(tmp_path: Path) -> Path:
     folder.mkdir()
     shutil.copytree(REPO / "configs", folder / "configs")
     return folder
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A project folder (configs/ + artifacts/) holding one evaluated model and its local zip."""
+
+    root: Path
+    store: ArtifactStore
+    cfg: EnvConfig
+    package: PackageInfo
+
+    def copy_to(self, dest: Path) -> Path:
+        """A private copy (configs and artifacts) for tests that damage things."""
+        shutil.copytree(self.root / "configs", dest / "configs", dirs_exist_ok=True)
+        shutil.copytree(self.root / "artifacts", dest / "artifacts", symlinks=True)
+        return dest
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """`train --seed 42`, `evaluate` and `package --env local` once per run, in process.
+
+    Training is deterministic and the artifacts hold no absolute path, so every test that only
+    needs "a project with an evaluated model" copies this one instead of paying for scikit-learn
+    in three more subprocesses. Tests about train, evaluate or package themselves still run them.
+    """
+    from mlops_cli.packaging.build import build_package
+    from mlops_cli.training.evaluate import evaluate
+    from mlops_cli.training.train import train
+
+    root = tmp_path_factory.mktemp("trained")
+    shutil.copytree(REPO / "configs", root / "configs")
+    store = ArtifactStore(root / "artifacts")
+    cfg = load_env("local", root / "configs")
+    reporter = NullReporter()
+    train(cfg, store, reporter)
+    evaluate(cfg, store, reporter)
+    package = build_package(cfg, store, reporter).info
+    return Trained(root, store, cfg, package)
+
+
+@pytest.fixture
+def trained_project(project: Path, trained: Trained) -> Path:
+    """`project` after `train --seed 42`, `evaluate` and `package --env local`."""
+    return trained.copy_to(project)
 
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
