@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +18,7 @@ from mlops_cli.artifacts import ArtifactStore
 from mlops_cli.config import EnvConfig, load_env
 from mlops_cli.console import NullReporter
 from mlops_cli.packaging.result import PackageInfo
+from tests.reliability import figures
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent / "iris-mlops"
@@ -109,3 +112,32 @@ def _shared_runtime_client() -> None:
     """Tests sandbox IRIS_MLOPS_CACHE; the pinned awslambdaric tree is immutable, so one staged
     copy (under the shared test cache) serves them all instead of one pip run per sandbox."""
     os.environ.setdefault("IRIS_MLOPS_RUNTIME_CLIENTS", str(_cache_dir() / "runtime-client"))
+
+
+# -- the reliability figures: gathered from pytest-xdist's workers, printed once at the end --------
+_FIGURES_KEY = "reliability_figures"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: hand its figures to the controller
+        workeroutput[_FIGURES_KEY] = json.dumps(figures.snapshot())
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist's hook in the controller when a worker ends (unknown without xdist)."""
+    figures.merge(json.loads(getattr(node, "workeroutput", {}).get(_FIGURES_KEY, "{}")))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    data = figures.snapshot()
+    if not data:
+        return
+    terminalreporter.section("reliability figures")
+    for item, values in data.items():
+        shown = ", ".join(f"{k}={v}" for k, v in values.items())
+        terminalreporter.write_line(f"{item}: {shown}")
+    path = figures.save()
+    if path is not None:
+        terminalreporter.write_line(f"(saved to {path})")

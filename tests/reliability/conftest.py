@@ -1,21 +1,2 @@
-"""Print and save the reliability figures at the end of the run (see `figures.py`)."""
-
-from __future__ import annotations
-
-from typing import Any
-
-from tests.reliability import figures
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    data = figures.snapshot()
-    if not data:
-        return
-    terminalreporter.section("reliability figures")
-    for item, values in data.items():
-        shown = ", ".join(f"{k}={v}" for k, v in values.items())
-        terminalreporter.write_line(f"{item}: {shown}")
-    path = figures.save()
-    if path is not None:
-        terminalreporter.write_line(f"(saved to {path})")
-
+"""The reliability suite's figures are gathered by `tests/conftest.py` (see `figures.py`): its
+hooks must run in pytest-xdist's controller, which never loads this folder's conftest."""
