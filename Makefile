@@ -1,8 +1,13 @@
 # Everything a fresh machine needs: each target creates .venv and installs the project first.
+# --no-compile: pip would byte-compile every installed module (moto's hundreds of services,
+# cfn-lint, scipy...), half of the install's time; Python compiles what is imported, once.
+# make test runs pytest-xdist, one worker per core (up to 4), a whole test file per worker
+# (--dist loadfile) so that module fixtures and per-module counts stay in one process.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadfile
 
 .PHONY: demo test test-fast lint bench bench-smoke clean
 
@@ -10,17 +15,17 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
 	  { echo "iris-mlops needs Python 3.11+: run make PYTHON=/path/to/python3.11"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e '.[dev]'
 	@touch $(STAMP)
 
 demo: $(STAMP)        ## the whole lifecycle on the local env
 	@PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
 test: $(STAMP)        ## the full test suite (what CI runs)
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 test-fast: $(STAMP)   ## without the tests that download wheels
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check mlops_cli tests benchmarks
