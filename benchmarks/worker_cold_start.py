@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import subprocess
-import threading
 import time
 from typing import Any
 
@@ -30,43 +29,47 @@ class _Stopwatch:
     """A sandbox for one Runtime API that only notes when `/next` arrives."""
 
     def __init__(self) -> None:
-        self.arrived = threading.Event()
+        self.arrived = False
         self.at = 0.0
 
     def next_requested(self) -> None:
         self.at = time.perf_counter()
-        self.arrived.set()
+        self.arrived = True
 
     def invocation_started(self, invocation: Any) -> None:
         pass
 
-    def invocation_finished(self, invocation: Any) -> None:
-        pass
-
     def init_failed(self, info: dict[str, Any]) -> None:
-        self.arrived.set()
+        self.arrived = True
+
+    def connection_lost(self) -> None:
+        pass
 
 
 def _bare_once(python: str, env: dict[str, str]) -> float:
+    from mlops_cli.targets.local.loop import Loop
     from mlops_cli.targets.local.runtime_api import RuntimeApi
 
     watch = _Stopwatch()
-    api = RuntimeApi("arn:aws:lambda:us-east-1:123456789012:function:bench", watch)
+    loop = Loop()
+    api = RuntimeApi(loop, "arn:aws:lambda:us-east-1:123456789012:function:bench", watch)
     started = time.perf_counter()
     proc = subprocess.Popen([python, "-I", "-S", "-c", BARE], env={
         **env, "AWS_LAMBDA_RUNTIME_API": api.address}, stdin=subprocess.DEVNULL)
     try:
-        if not watch.arrived.wait(30):
+        if not loop.run_until(lambda: watch.arrived, 30):
             raise Unavailable("the bare interpreter never reached the Runtime API")
         return (watch.at - started) * 1000
     finally:
         api.close()
+        loop.close()
         proc.kill()
         proc.wait()
 
 
 def _worker_once(spec: Any) -> float:
-    from mlops_cli.targets.local.pool import InitError, LineLog, WorkerPool
+    from mlops_cli.targets.local.linelog import LineLog
+    from mlops_cli.targets.local.pool import InitError, WorkerPool
 
     pool = WorkerPool(spec, LineLog(io.StringIO()))
     try:
@@ -77,6 +80,7 @@ def _worker_once(spec: Any) -> float:
         return pool.init_durations_ms()[0]
     finally:
         pool.close()
+        pool.loop.close()
 
 
 def rows(spec: Any, runs: int) -> list[Row]:

@@ -389,7 +389,7 @@ def serve(
     port: int | None,
 ) -> None:
     """The same server in the foreground, one log line per request, until Ctrl-C or SIGTERM."""
-    from mlops_cli.targets.local.pool import LineLog
+    from mlops_cli.targets.local.linelog import LineLog
     from mlops_cli.targets.local.server import run
 
     root = _prepare(package, reporter)

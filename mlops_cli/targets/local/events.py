@@ -44,12 +44,18 @@ def new_request_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+_clf_cache: tuple[int, str] = (-1, "")
+
+
 def _clf_time(epoch: float) -> str:
-    t = time.gmtime(epoch)
-    return (
-        f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
-        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
-    )
+    """requestContext.time, formatted once a second (it has second resolution)."""
+    global _clf_cache
+    second = int(epoch)
+    if _clf_cache[0] != second:
+        t = time.gmtime(second)
+        _clf_cache = (second, f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
+                              f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000")
+    return _clf_cache[1]
 
 
 def _split_target(target: str) -> tuple[str, str]:

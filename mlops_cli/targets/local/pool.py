@@ -5,7 +5,9 @@ against its own Runtime API (`runtime_api.py`) on 127.0.0.1: the handler is impo
 and its errors reported by AWS's code. The pool plays Lambda's platform around it: it hands out
 invocations, writes the START/END/REPORT lines, and owns every failure an instance can have —
 an init error stops the start, a handler past its timeout is killed and replaced, a worker that
-dies is replaced. A request never hangs: every wait on a worker has a deadline.
+dies is replaced. A request never hangs: every invocation and every wait for a worker has a
+timer on the server's event loop (`loop.py`), which runs all of this on one thread; a worker's
+exit is a readable pidfd on that loop, not a thread blocked in `wait()`.
 """
 
 from __future__ import annotations
@@ -14,19 +16,26 @@ import contextlib
 import json
 import math
 import os
-import queue
 import subprocess
-import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any
 
+from mlops_cli.targets.local.linelog import LineLog
+from mlops_cli.targets.local.loop import Loop, Timer
 from mlops_cli.targets.local.runtime_api import Invocation, RuntimeApi, new_trace_id
 from mlops_cli.targets.local.spec import ServerSpec, worker_environment
+
+__all__ = ["GATEWAY_TIMEOUT_S", "InitError", "LineLog", "Outcome", "WorkerPool"]
 
 # API Gateway's integration timeout (HTTP APIs: 30 s at most); a function allowed longer is cut
 # off by the gateway while Lambda lets it run on.
 GATEWAY_TIMEOUT_S = 30.0
+# How long a worker that closed its Runtime API connection mid-invocation gets to exit (its
+# exit status then goes in the log) before it is called lost and killed.
+LOST_GRACE_S = 5.0
 # `python -m awslambdaric <handler>` as Lambda's bootstrap runs it, with the paths Lambda gives:
 # the function first, the runtime (client) after it. Ctrl-C in `serve` reaches the whole group;
 # the pool decides when workers stop. One departure: on python3.12+ the client waits for
@@ -52,35 +61,13 @@ class InitError(Exception):
         super().__init__(f"{info.get('errorType', 'Runtime.Unknown')}: {info.get('errorMessage')}")
 
 
-class LineLog:
-    """Thread-safe line writer for the server log (a file when detached, the terminal in serve)."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._lock = threading.Lock()
-
-    def write(self, *lines: str) -> None:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-        text = "".join(f"{stamp}Z {line}\n" for line in lines)
-        with self._lock:
-            try:
-                self._stream.write(text)
-                self._stream.flush()
-            except (OSError, ValueError):
-                pass  # a closed or full log must never fail a request
-
-    def fileno(self) -> int | None:
-        """Where workers write their own output (the same log), or None to inherit."""
-        try:
-            return self._stream.fileno()
-        except (OSError, ValueError, AttributeError):
-            return None
-
-
 @dataclass(frozen=True)
 class Outcome:
     kind: str  # "result" | "error" | "timeout" | "died" | "gateway_timeout" | "unavailable"
     value: Any = None
+
+
+Respond = Callable[[Outcome], None]
 
 
 def max_memory_mb(pid: int) -> int:
@@ -102,14 +89,17 @@ class Worker:
         spec = pool.spec
         self.pool = pool
         self.index = index
-        self.ready = threading.Event()  # first /next, an init error, or death
+        self.ready = False  # first /next seen
         self.init_error: dict[str, Any] | None = None
         self.init_ms: float | None = None
-        self.dead = False
+        self.exit_code: int | None = None
         self.retired = False
+        self.respond: Respond | None = None  # who waits for the current invocation
+        self.retry_delay = 1.0  # a replacement's wait before the next try, if it fails
         self._peak, self._peak_read = 0, 0.0
         self._reported = False
-        self.api = RuntimeApi(spec.function_arn, self)
+        self._timers: list[Timer] = []
+        self.api = RuntimeApi(pool.loop, spec.function_arn, self)
         day = time.strftime("%Y/%m/%d", time.gmtime())
         stream = f"{day}/[$LATEST]{os.urandom(16).hex()}"
         out = pool.log.fileno()
@@ -122,23 +112,63 @@ class Worker:
             env=worker_environment(spec, stream, self.api.address),
             cwd=spec.root,
         )
-        threading.Thread(target=self._watch, daemon=True, name="iris-worker-watch").start()
+        self._pidfd = os.pidfd_open(self.proc.pid)
+        pool.loop.add(self._pidfd, 1, self._exited)
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
+    @property
+    def dead(self) -> bool:
+        return self.exit_code is not None
+
+    @property
+    def settled(self) -> bool:
+        """Its cold start is over: ready, failed, or gone."""
+        return self.ready or self.init_error is not None or self.dead
+
     # the Runtime API's callbacks -------------------------------------------------------------
     def next_requested(self) -> None:
         if self.init_ms is None:
             self.init_ms = (time.perf_counter() - self._spawned) * 1000
-            self.ready.set()
+            self.ready = True
         self.pool.idle(self)
 
     def invocation_started(self, invocation: Invocation) -> None:
-        self.pool.log.write(f"START RequestId: {invocation.request_id} Version: $LATEST")
+        log = self.pool.log
+        log.write(f"START RequestId: {invocation.request_id} Version: $LATEST")
+        log.flush()  # before the worker has the event: its output follows the START line
 
-    def invocation_finished(self, invocation: Invocation, status: str = "") -> None:
+    def init_failed(self, info: dict[str, Any]) -> None:
+        self.init_error = info
+
+    def connection_lost(self) -> None:
+        invocation = self.api.current
+        if invocation is not None and not invocation.done and not self.api.connected():
+            # the worker closed its socket: its exit settles it as a crash, unless it lingers
+            self.later(LOST_GRACE_S, lambda: self._lost(invocation))
+
+    def _lost(self, invocation: Invocation) -> None:
+        if invocation.complete("died", None):
+            self.pool.retire(self, "lost its Runtime API connection")
+
+    # invocations ------------------------------------------------------------------------------
+    def later(self, delay: float, fn: Callable[[], None]) -> None:
+        self._timers.append(self.pool.loop.call_later(delay, fn))
+
+    def finished(self, invocation: Invocation) -> None:
+        """`Invocation.on_done`: Lambda's END and REPORT lines, then the caller's answer."""
+        for timer in self._timers:
+            self.pool.loop.cancel(timer)
+        self._timers.clear()
+        status = {"timeout": "timeout", "died": "error"}.get(invocation.kind or "", "")
+        self.report(invocation, status)
+        respond, self.respond = self.respond, None
+        if respond is not None:
+            respond(_outcome(invocation, float(self.pool.spec.timeout_s)))
+
+    def report(self, invocation: Invocation, status: str = "") -> None:
         rid = invocation.request_id
         line = (
             f"REPORT RequestId: {rid}\tDuration: {invocation.duration_ms:.2f} ms\t"
@@ -166,35 +196,38 @@ class Worker:
             self._peak = max(self._peak, max_memory_mb(self.pid))
         return self._peak
 
-    def init_failed(self, info: dict[str, Any]) -> None:
-        self.init_error = info
-        self.ready.set()
-
     # lifecycle -------------------------------------------------------------------------------
-    def _watch(self) -> None:
+    def _exited(self, mask: int = 0) -> None:
+        """The pidfd is readable: the process is gone. Reap it and settle what it held."""
+        if self._pidfd < 0:
+            return
+        self.pool.loop.remove(self._pidfd)
+        os.close(self._pidfd)
+        self._pidfd = -1
         code = self.proc.wait()
-        self.dead = True
+        self.exit_code = code
         invocation = self.api.current
-        if invocation is not None and invocation.complete("died", code):
+        if invocation is not None and not invocation.done:
             self.pool.log.write(
                 f"RequestId: {invocation.request_id} Error: Runtime exited with error: "
                 f"exit status {code}\nRuntime.ExitError"
             )
-            self.invocation_finished(invocation, "error")
-        self.ready.set()
+            invocation.complete("died", code)
         self.api.close()
         if not self.retired:
             self.pool.died(self, code)
 
     def kill(self) -> int | None:
-        """SIGKILL and reap; returns the exit status."""
+        """SIGKILL and reap (SIGKILL is not refused: the wait is milliseconds)."""
         self.retired = True
         with contextlib.suppress(OSError):
             self.proc.kill()
         try:
-            return self.proc.wait(timeout=5)
+            code = self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             return None
+        self._exited()
+        return code
 
     def stop(self, grace: float) -> None:
         """SIGTERM (as Lambda's shutdown phase sends it); SIGKILL after `grace`."""
@@ -205,173 +238,220 @@ class Worker:
             self.proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             self.kill()
-        self.api.close()
+        self._exited()
+
+
+def _outcome(invocation: Invocation, timeout_s: float) -> Outcome:
+    if invocation.kind == "result":
+        return Outcome("result", invocation.body)
+    if invocation.kind == "timeout":
+        return Outcome("timeout", timeout_s)
+    if invocation.kind == "died":
+        return Outcome("died", invocation.body)
+    return Outcome("error", invocation.body)
 
 
 class WorkerPool:
-    def __init__(self, spec: ServerSpec, log: LineLog) -> None:
+    def __init__(self, spec: ServerSpec, log: LineLog, loop: Loop | None = None) -> None:
         self.spec = spec
         self.log = log
-        self._idle: queue.SimpleQueue[Worker] = queue.SimpleQueue()
+        self.loop = loop or Loop(on_error=log.write)
+        self._idle: deque[Worker] = deque()
+        self._waiting: deque[tuple[bytes, str, Respond, float]] = deque()
         self._all: set[Worker] = set()
-        self._lock = threading.Lock()
         self._closed = False
         self._counter = 0
+        self._starting = False
+        self._expiry: Timer | None = None
         self.python_version: str | None = spec.python_version or None
 
     # lifecycle --------------------------------------------------------------------------------
     def _spawn(self) -> Worker:
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the pool is closed")
-            self._counter += 1
-            worker = Worker(self, self._counter)
-            self._all.add(worker)
+        if self._closed:
+            raise RuntimeError("the pool is closed")
+        self._counter += 1
+        worker = Worker(self, self._counter)
+        self._all.add(worker)
         return worker
 
-    def _forget(self, worker: Worker) -> None:
-        with self._lock:
-            self._all.discard(worker)
-
-    def idle(self, worker: Worker) -> None:
-        if not self._closed and not worker.retired:
-            self._idle.put(worker)
-
-    def _wait_init(self, worker: Worker, deadline: float) -> None:
-        """Return when the worker polls for its first event; raise InitError otherwise."""
-        worker.ready.wait(max(0.0, deadline - time.monotonic()))
+    def _init_error(self, worker: Worker) -> InitError | None:
+        """Why `worker`'s cold start failed, or None when it is ready."""
         if worker.init_error is not None:
-            raise InitError(worker.init_error)
-        if worker.dead or (not worker.ready.is_set() and worker.proc.poll() is not None):
-            code = worker.proc.wait()
-            raise InitError({
+            return InitError(worker.init_error)
+        if worker.dead:
+            return InitError({
                 "errorType": "Runtime.ExitError",
-                "errorMessage": f"Runtime exited with error: exit status {code} (during init, "
-                                "without reporting an init error; see the log)",
+                "errorMessage": f"Runtime exited with error: exit status {worker.exit_code} "
+                                "(during init, without reporting an init error; see the log)",
             })
-        if not worker.ready.is_set():
-            raise InitError({
+        if not worker.ready:
+            return InitError({
                 "errorType": "Runtime.InitTimeout",
                 "errorMessage": (
                     f"the handler did not finish importing within "
                     f"{self.spec.init_timeout_s:.0f} s"
                 ),
             })
+        return None
 
     def start(self) -> None:
         """Start every worker and wait for all cold starts; the first init error stops it all."""
-        deadline = time.monotonic() + self.spec.init_timeout_s
+        self._starting = True
         try:
             workers = [self._spawn() for _ in range(self.spec.workers)]
-            for worker in workers:
-                self._wait_init(worker, deadline)
+            self.loop.run_until(
+                lambda: all(w.settled for w in workers)
+                or any(w.init_error is not None or w.dead for w in workers),
+                self.spec.init_timeout_s,
+            )
+            # a worker that failed explains more than one still importing when it did
+            for worker in sorted(workers, key=lambda w: not (w.init_error or w.dead)):
+                error = self._init_error(worker)
+                if error is not None:
+                    raise error
         except InitError:
             self.close()
             raise
+        finally:
+            self._starting = False
         self.log.write(
             f"{len(workers)} worker(s) ready under awslambdaric: Python {self.python_version} "
-            f"pids {', '.join(str(w.pid) for w in workers)}"
+            f"pids {', '.join(str(w.pid) for w in workers)}", flush=True,
         )
 
     def init_durations_ms(self) -> list[float]:
         """Each live worker's cold start, spawn to first `/next` (its REPORT's Init Duration)."""
-        with self._lock:
-            return [w.init_ms for w in self._all if w.init_ms is not None]
+        return [w.init_ms for w in self._all if w.init_ms is not None]
 
     def pids(self) -> list[int]:
-        with self._lock:
-            return sorted(w.pid for w in self._all)
+        return sorted(w.pid for w in self._all)
 
     def close(self, grace: float = 1.0) -> None:
-        with self._lock:
-            self._closed = True
-            workers = list(self._all)
-            self._all.clear()
+        self._closed = True
+        workers = list(self._all)
+        self._all.clear()
         for worker in workers:
             worker.stop(grace)
+        while self._waiting:
+            self._waiting.popleft()[2](Outcome("unavailable"))
 
     def died(self, worker: Worker, code: int | None) -> None:
-        """A worker exited on its own (crash, kill): forget it and start a replacement."""
-        self._forget(worker)
-        if self._closed:
+        """A worker exited on its own (crash, kill, failed cold start): replace it."""
+        self._all.discard(worker)
+        if self._closed or self._starting:
+            return  # start() reads every worker's fate itself
+        if not worker.ready:
+            self._refill_failed(worker)
             return
         self.log.write(f"worker pid {worker.pid} exited (exit status {code}); starting a new one")
-        threading.Thread(target=self._refill, daemon=True, name="iris-refill").start()
+        self._refill()
 
-    def _retire(self, worker: Worker, why: str) -> None:
+    def retire(self, worker: Worker, why: str) -> None:
         code = worker.kill()
-        self._forget(worker)
+        self._all.discard(worker)
         self.log.write(f"worker pid {worker.pid} {why} (exit status {code}); starting a new one")
-        threading.Thread(target=self._refill, daemon=True, name="iris-refill").start()
+        self._refill()
 
-    def _refill(self) -> None:
-        delay = 1.0
-        while not self._closed:
-            try:
-                worker = self._spawn()
-            except (RuntimeError, OSError) as exc:
-                self.log.write(f"cannot start a worker: {exc}")
-                return
-            try:
-                self._wait_init(worker, time.monotonic() + self.spec.init_timeout_s)
-            except InitError as exc:
-                worker.kill()
-                worker.api.close()
-                self._forget(worker)
-                self.log.write(f"replacement worker failed to start: {exc}; retrying")
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
-                continue
+    def _refill(self, delay: float = 1.0) -> None:
+        """Start a replacement; one whose cold start fails is retried after `delay` (doubling)."""
+        if self._closed:
             return
+        try:
+            worker = self._spawn()
+        except (RuntimeError, OSError) as exc:
+            self.log.write(f"cannot start a worker: {exc}")
+            return
+        worker.retry_delay = delay
+
+        def init_budget_spent() -> None:
+            if not worker.settled:
+                worker.kill()
+                self._all.discard(worker)
+                self._refill_failed(worker)
+
+        worker.later(self.spec.init_timeout_s, init_budget_spent)
+
+    def _refill_failed(self, worker: Worker) -> None:
+        error = self._init_error(worker)
+        self.log.write(f"replacement worker failed to start: {error}; retrying")
+        delay = worker.retry_delay
+        self.loop.call_later(delay, lambda: self._refill(min(delay * 2, 30.0)))
 
     # requests ---------------------------------------------------------------------------------
-    def _acquire(self, deadline: float) -> Worker | None:
-        while True:
-            remaining = deadline - time.monotonic()
-            if self._closed or remaining <= 0:
-                return None
-            try:
-                worker = self._idle.get(timeout=min(remaining, 0.5))
-            except queue.Empty:
+    def idle(self, worker: Worker) -> None:
+        """A worker asks for its next event: give it the oldest waiting request, if any."""
+        if self._closed or worker.retired:
+            return
+        now = time.monotonic()
+        while self._waiting:
+            payload, request_id, respond, deadline = self._waiting.popleft()
+            if deadline < now:
+                respond(Outcome("unavailable"))
                 continue
-            if not worker.dead and not worker.retired:
-                return worker
+            self._dispatch(worker, payload, request_id, respond)
+            return
+        self._idle.append(worker)
 
-    def invoke(self, event: dict[str, Any], request_id: str) -> Outcome:
+    def invoke(self, event: dict[str, Any], request_id: str, respond: Respond) -> None:
+        """Run `event` on the next free worker; `respond` gets the outcome, exactly once."""
+        self._invoke(json.dumps(event, separators=(",", ":")).encode("utf-8"), request_id,
+                     respond)
+
+    def _invoke(self, payload: bytes, request_id: str, respond: Respond) -> None:
+        while self._idle:
+            worker = self._idle.popleft()
+            if not worker.retired and not worker.dead and worker.api.parked is not None:
+                self._dispatch(worker, payload, request_id, respond)
+                return
+        if self._closed:
+            respond(Outcome("unavailable"))
+            return
+        wait = float(self.spec.timeout_s) + self.spec.init_timeout_s
+        self._waiting.append((payload, request_id, respond, time.monotonic() + wait))
+        if self._expiry is None:
+            self._expiry = self.loop.call_later(wait, self._expire_waiting)
+
+    def _expire_waiting(self) -> None:
+        """One timer for the whole queue (the oldest entry's deadline), not one per request."""
+        self._expiry = None
+        now = time.monotonic()
+        while self._waiting and self._waiting[0][3] <= now:
+            self._waiting.popleft()[2](Outcome("unavailable"))
+        if self._waiting:
+            self._expiry = self.loop.call_later(self._waiting[0][3] - now, self._expire_waiting)
+
+    def _dispatch(self, worker: Worker, payload: bytes, request_id: str,
+                  respond: Respond) -> None:
         timeout = float(self.spec.timeout_s)
-        worker = self._acquire(time.monotonic() + timeout + self.spec.init_timeout_s)
-        if worker is None:
-            return Outcome("unavailable")
-        payload = json.dumps(event, separators=(",", ":")).encode("utf-8")
         invocation = Invocation(
-            request_id, payload, int(time.time() * 1000 + timeout * 1000), new_trace_id()
+            request_id, payload, int(time.time() * 1000 + timeout * 1000), new_trace_id(),
+            on_done=worker.finished,
         )
+        worker.respond = respond
+        if not worker.api.run(invocation):
+            worker.respond = None
+            self._invoke(payload, request_id, respond)  # that worker just left
+            return
         budget = min(timeout, GATEWAY_TIMEOUT_S)
-        worker.api.run(invocation, time.monotonic() + budget)  # on this thread: no handoff
-        if not invocation.done.is_set():
-            if worker.dead or worker.proc.poll() is not None or not worker.api.connected():
-                # the worker closed its socket: its process watcher settles it as a crash
-                if not invocation.done.wait(5.0) and invocation.complete("died", None):
-                    self._retire(worker, "lost its Runtime API connection")
-            elif timeout > GATEWAY_TIMEOUT_S:
-                # API Gateway gives up; Lambda lets the function run to its own timeout.
-                threading.Thread(
-                    target=self._settle, args=(worker, invocation, timeout - budget),
-                    daemon=True, name="iris-settle",
-                ).start()
-                return Outcome("gateway_timeout", GATEWAY_TIMEOUT_S)
-        return self._settle(worker, invocation, 0.0)
+        worker.later(budget, lambda: self._past_budget(worker, invocation, budget))
 
-    def _settle(self, worker: Worker, invocation: Invocation, wait_s: float) -> Outcome:
-        if not invocation.done.wait(wait_s) and invocation.complete("timeout"):
-            timeout = float(self.spec.timeout_s)
-            self.log.write(f"{invocation.request_id} Task timed out after {timeout:.2f} seconds")
-            worker.invocation_finished(invocation, "timeout")
-            self._retire(worker, "was killed after the timeout")
-            return Outcome("timeout", timeout)
-        if invocation.kind == "result":
-            return Outcome("result", invocation.body)
-        if invocation.kind == "died":
-            return Outcome("died", invocation.body)
-        return Outcome("error", invocation.body)
+    def _past_budget(self, worker: Worker, invocation: Invocation, budget: float) -> None:
+        if invocation.done:
+            return
+        timeout = float(self.spec.timeout_s)
+        if timeout > budget:
+            # API Gateway gives up; Lambda lets the function run to its own timeout.
+            respond, worker.respond = worker.respond, None
+            if respond is not None:
+                respond(Outcome("gateway_timeout", GATEWAY_TIMEOUT_S))
+            worker.later(timeout - budget, lambda: self._timed_out(worker, invocation))
+            return
+        self._timed_out(worker, invocation)
 
+    def _timed_out(self, worker: Worker, invocation: Invocation) -> None:
+        if invocation.done:
+            return
+        timeout = float(self.spec.timeout_s)
+        self.log.write(f"{invocation.request_id} Task timed out after {timeout:.2f} seconds")
+        invocation.complete("timeout")
+        self.retire(worker, "was killed after the timeout")
