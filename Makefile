@@ -2,7 +2,8 @@
 # pip byte-compiles every installed module on one core (half of the install's time); compileall
 # does the same on every core. Compiled they must be: where PYTHONDONTWRITEBYTECODE is set (as on
 # some CI machines) Python would otherwise recompile each module in every process it starts. As
-# with pip, a file that does not compile (e.g. written for another Python) is skipped.
+# with pip, a file that does not compile (e.g. written for another Python) is skipped. The tests
+# compile the project's own modules first, for the hundreds of CLI processes they start.
 # make test runs pytest-xdist, one worker per core (up to 4), a whole test file per worker
 # (--dist loadfile) so that module fixtures and per-module counts stay in one process.
 PYTHON ?= python3
@@ -25,9 +26,11 @@ demo: $(STAMP)        ## the whole lifecycle on the local env
 	@PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
 test: $(STAMP)        ## the full test suite (what CI runs)
+	@$(BIN)/python -m compileall -q -j 0 mlops_cli >/dev/null
 	$(PYTEST)
 
 test-fast: $(STAMP)   ## without the tests that download wheels
+	@$(BIN)/python -m compileall -q -j 0 mlops_cli >/dev/null
 	$(PYTEST) -m "not slow"
 
 lint: $(STAMP)
