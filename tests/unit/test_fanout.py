@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mlops_cli.targets.aws.fanout import Part, plan_parts
+from mlops_cli.targets.aws.fanout import Part, plan_parts, together
 from mlops_cli.targets.aws.model import Plan, PlannedCall
 
 
@@ -83,3 +83,19 @@ def test_live_version_comes_from_the_part_that_read_it() -> None:
 
     plan = plan_parts(FakeContext(), [Part((), alias), Part((), lambda plan: None)])  # type: ignore[arg-type]
     assert (plan.live_version, plan.live_model_id) == ("7", "model-x")
+
+
+def test_together_answers_in_order_and_raises_the_first_failure_in_order() -> None:
+    def slow(value: int) -> Any:
+        return lambda: (time.sleep(0.05 * (3 - value)), value)[1]
+
+    assert together(slow(1), slow(2), slow(3)) == [1, 2, 3]
+
+    def boom(message: str) -> Any:
+        def read() -> None:
+            raise ValueError(message)
+
+        return read
+
+    with pytest.raises(ValueError, match="second"):
+        together(slow(1), boom("second"), boom("third"))

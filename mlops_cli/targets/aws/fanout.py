@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from mlops_cli.targets.aws.model import Plan
 from mlops_cli.targets.aws.session import AwsContext
@@ -49,3 +50,11 @@ def plan_parts(ctx: AwsContext, parts: Sequence[Part]) -> Plan:
         done.result()
         merged.extend(plan)
     return merged
+
+
+def together(*reads: Callable[[], Any]) -> list[Any]:
+    """Run independent read-only calls at the same time (on clients that already exist);
+    their answers in the order given, or the first failure in that order once all ended."""
+    with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="aws-read") as pool:
+        running = [pool.submit(read) for read in reads]
+    return [done.result() for done in running]

@@ -9,8 +9,9 @@ plans only what is still missing (convergence): e.g. code updated but no version
 the live alias still points at old code → publish + alias move are planned again.
 
 Resources are read concurrently (see `fanout`): the role, the log group, the function chain
-(bucket → function → version and alias → its permission statements) and the HTTP API; the
-permission decision, which needs the API id and every observation, is made after the merge.
+(bucket → function → version and alias, its permission statements read meanwhile) and the HTTP
+API; the permission decision, which needs the API id and every observation, is made after the
+merge.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from mlops_cli.errors import UsageError
 from mlops_cli.targets.aws.desired import TAG_ENV, TAG_PROJECT, DesiredState
-from mlops_cli.targets.aws.fanout import Part, plan_parts
+from mlops_cli.targets.aws.fanout import Part, plan_parts, together
 from mlops_cli.targets.aws.model import AliasRead, Observation, Plan
 from mlops_cli.targets.aws.resources import api, bucket, function, log_group, permission, role
 from mlops_cli.targets.aws.resources.api import find_apis
@@ -54,9 +55,14 @@ def plan_deploy(
     def function_chain(plan: Plan) -> None:
         code = bucket.plan(ctx, d, plan) if d.use_s3 else function.zip_code(d)
         publish = function.plan(ctx, d, plan, code)
-        function.plan_version_and_alias(ctx, d, plan, publish, smoke_test, alias)
-        if plan.variables.get("function_exists"):
-            statements.append(permission.find(ctx, d))
+
+        def version_and_alias() -> None:
+            function.plan_version_and_alias(ctx, d, plan, publish, smoke_test, alias)
+
+        if plan.variables.get("function_exists"):  # its policy is read meanwhile
+            statements.append(together(version_and_alias, lambda: permission.find(ctx, d))[1])
+        else:
+            version_and_alias()
 
     parts = [
         Part(("iam",), lambda plan: role.plan(ctx, d, plan)),
