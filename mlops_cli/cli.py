@@ -946,6 +946,9 @@ def unwrapped_help(command: Any) -> Any:
 
 
 def main() -> None:
+    from mlops_cli.startup import collect_cycles_after_startup
+
+    collect_cycles_after_startup()
     command = unwrapped_help(readable_metavars(typer.main.get_command(app)))
     command(prog_name="iris-mlops")
 

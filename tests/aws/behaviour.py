@@ -264,17 +264,12 @@ def modelled_context(cfg: Any, behaviour: AwsBehaviour, log: Any = None) -> Any:
     from mlops_cli.targets.aws.session import AwsContext, connect
 
     base = connect(cfg)
-    original = AwsContext.client
 
     class Modelled(AwsContext):
-        def client(self, service: str, **options: Any) -> Any:
-            known = len(self._clients)
-            client = original(self, service, **options)
-            if len(self._clients) != known:
-                if log is not None:  # before the model, so it also sees the calls it answers
-                    service_id = client.meta.service_model.service_id.hyphenize()
-                    client.meta.events.register_first(f"before-call.{service_id}", log.hook)
-                behaviour.install(client)
-            return client
+        def on_new_client(self, client: Any) -> None:
+            if log is not None:  # before the model, so it also sees the calls it answers
+                service_id = client.meta.service_model.service_id.hyphenize()
+                client.meta.events.register_first(f"before-call.{service_id}", log.hook)
+            behaviour.install(client)
 
     return Modelled(session=base.session, region=base.region, account_id=base.account_id)

@@ -145,15 +145,10 @@ def counted_context(cfg: EnvConfig, log: CallLog) -> Any:
     from mlops_cli.targets.aws.session import AwsContext, connect
 
     base = connect(cfg)
-    original = AwsContext.client
 
     class Counted(AwsContext):
-        def client(self, service: str, **options: Any) -> Any:
-            known = len(self._clients)
-            client = original(self, service, **options)
-            if len(self._clients) != known:
-                client.meta.events.register("before-call", log.hook)
-            return client
+        def on_new_client(self, client: Any) -> None:
+            client.meta.events.register("before-call", log.hook)
 
     return Counted(session=base.session, region=base.region, account_id=base.account_id)
 

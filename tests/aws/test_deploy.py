@@ -103,6 +103,10 @@ def test_second_deploy_with_nothing_changed_makes_no_mutating_call(cfg, store, p
     assert again["up_to_date"] and again["plan"] == []
     assert calls.mutating == []
     assert again["url"] == first["url"] and again["version"] == "1"
+    # every resource is still read, and none twice (the canary check's alias read is reused)
+    assert len(calls.read_only) == len(set(calls.read_only)), calls.read_only
+    assert {"GetRole", "DescribeLogGroups", "GetFunction", "GetAlias", "GetApis",
+            "GetPolicy"} <= set(calls.read_only)
     print(f"\nno-change redeploy: {len(calls.read_only)} read-only calls")
 
 

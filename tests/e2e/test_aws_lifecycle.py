@@ -74,11 +74,10 @@ def _deploy(run_cli: RunCli, aws_env: dict[str, str], *extra: str) -> dict:
 
 
 def test_deploy_is_idempotent_changes_one_field_and_teardown_spares_bystanders(
-    project: Path, run_cli: RunCli, aws_env: dict[str, str], boto, moto_url: str
+    project: Path, run_cli: RunCli, aws_env: dict[str, str], boto, moto_url: str,
+    trained_project: Path,
 ) -> None:
     bystanders = _bystanders(boto)
-    assert run_cli("train", "--seed", "42").returncode == 0
-    assert run_cli("evaluate", "--env", "dev").returncode == 0
 
     first = _deploy(run_cli, aws_env)
     assert re.fullmatch(
@@ -141,11 +140,9 @@ def test_deploy_is_idempotent_changes_one_field_and_teardown_spares_bystanders(
 
 
 def test_a_foreign_role_with_our_name_stops_deploy_and_survives_teardown(
-    run_cli: RunCli, aws_env: dict[str, str], boto
+    run_cli: RunCli, aws_env: dict[str, str], boto, trained_project: Path
 ) -> None:
     boto("iam").create_role(RoleName=FN, AssumeRolePolicyDocument=TRUST)
-    assert run_cli("train").returncode == 0
-    assert run_cli("evaluate", "--env", "dev").returncode == 0
     result = run_cli("deploy", "--env", "dev", "--no-smoke-test", env=aws_env)
     assert result.returncode != 0
     assert FN in result.stderr and "Traceback" not in result.stderr
@@ -160,9 +157,9 @@ def test_protected_env_refuses_teardown_without_force(run_cli: RunCli,
     assert "--force" in result.stderr
 
 
-def test_missing_credentials_is_one_clear_line_exit_2(run_cli: RunCli, project: Path) -> None:
-    assert run_cli("train").returncode == 0
-    assert run_cli("evaluate", "--env", "dev").returncode == 0
+def test_missing_credentials_is_one_clear_line_exit_2(
+    run_cli: RunCli, project: Path, trained_project: Path
+) -> None:
     env = {"AWS_CONFIG_FILE": str(project / "none"), "AWS_SHARED_CREDENTIALS_FILE":
            str(project / "none"), "AWS_EC2_METADATA_DISABLED": "true",
            "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}

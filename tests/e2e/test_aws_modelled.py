@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -36,11 +37,9 @@ def _api_ids(boto) -> list[str]:
 
 
 def test_lifecycle_through_the_aws_model_in_one_run_per_step(
-    project, run_cli: RunCli, aws_env: dict[str, str], boto, model
+    project, run_cli: RunCli, aws_env: dict[str, str], boto, model, trained_project: Path
 ) -> None:
     env = {**aws_env, "AWS_ENDPOINT_URL": model.url}
-    assert run_cli("train", "--seed", "42").returncode == 0
-    assert run_cli("evaluate", "--env", "dev").returncode == 0
 
     first = _deploy(run_cli, env)  # the function is Pending right after CreateFunction
     assert first["applied"] and first["version"] == "1"
@@ -64,11 +63,9 @@ def test_lifecycle_through_the_aws_model_in_one_run_per_step(
 
 
 def test_an_api_deleted_by_hand_is_recreated_with_its_permission_in_one_run(
-    run_cli: RunCli, aws_env: dict[str, str], boto, model
+    run_cli: RunCli, aws_env: dict[str, str], boto, model, trained_project: Path
 ) -> None:
     env = {**aws_env, "AWS_ENDPOINT_URL": model.url}
-    assert run_cli("train", "--seed", "42").returncode == 0
-    assert run_cli("evaluate", "--env", "dev").returncode == 0
     _deploy(run_cli, env)
     (old,) = _api_ids(boto)
     boto("apigatewayv2").delete_api(ApiId=old)

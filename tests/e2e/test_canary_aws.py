@@ -20,8 +20,7 @@ FN = "iris-mlops-dev"
 
 
 def _two_models_and_v1_live(run_cli: RunCli, aws_env: dict[str, str]) -> None:
-    assert run_cli("train", "--seed", "42").returncode == 0
-    assert run_cli("evaluate").returncode == 0
+    """Deploy the shared trained model (trained_project) as v1, then train a second one."""
     first = run_cli("deploy", "--env", "dev", "--no-smoke-test", "--strategy", "canary",
                     env=aws_env)
     assert first.returncode == 0, first.stderr
@@ -35,7 +34,7 @@ def _alias(boto) -> dict:
 
 
 def test_killed_canary_shows_in_status_rollback_resolves_it_and_errors_roll_back(
-    project: Path, run_cli: RunCli, aws_env: dict[str, str], boto
+    project: Path, run_cli: RunCli, aws_env: dict[str, str], boto, trained_project: Path
 ) -> None:
     """One env through both stories (each needs two trained, packaged models: the slow part)."""
     _two_models_and_v1_live(run_cli, aws_env)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, REPO, cli_env
+from tests.conftest import BIN, REPO, Trained, cli_env
 
 pytestmark = pytest.mark.e2e
 
@@ -65,20 +65,17 @@ def one_json_object(stdout: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    project = Project(tmp_path_factory.mktemp("contracts") / "project")
-    for args in (("train", "--seed", "42"), ("evaluate",)):
-        proc = project.run(*args)
-        assert proc.returncode == 0, proc.stderr
-    return project
+def evaluated(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """This module's own copy of the suite's trained, evaluated and packaged model."""
+    return Project(trained.copy_to(tmp_path_factory.mktemp("contracts") / "project"))
 
 
 @pytest.fixture(scope="module")
-def local(trained: Project) -> Iterator[Project]:
-    proc = trained.run("deploy", "--env", "local")
+def local(evaluated: Project) -> Iterator[Project]:
+    proc = evaluated.run("deploy", "--env", "local")
     assert proc.returncode == 0, proc.stderr
-    yield trained
-    trained.run("teardown", "--env", "local")
+    yield evaluated
+    evaluated.run("teardown", "--env", "local")
 
 
 def command_paths() -> list[tuple[str, ...]]:
@@ -120,9 +117,7 @@ def test_every_help_names_values_and_shows_defaults(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------- train --kind (item 9: --model)
-def test_train_takes_a_kind_with_kind_and_still_accepts_the_old_spelling(
-    trained: Project, tmp_path: Path
-) -> None:
+def test_train_takes_a_kind_with_kind_and_still_accepts_the_old_spelling(tmp_path: Path) -> None:
     project = Project(tmp_path / "kinds")
     new = project.run("train", "--kind", "decision_tree", "--json")
     assert new.returncode == 0, new.stderr
@@ -160,10 +155,10 @@ def test_invoke_json_is_one_object_and_a_refused_input_exits_2(local: Project) -
     assert one_json_object(ok.stdout)["class_name"] == "setosa"
 
 
-def test_an_unreachable_endpoint_is_one_object_and_exit_1(trained: Project,
+def test_an_unreachable_endpoint_is_one_object_and_exit_1(evaluated: Project,
                                                           tmp_path: Path) -> None:
     project = Project(tmp_path / "gone")
-    shutil.copytree(trained.folder / "artifacts" / "models",
+    shutil.copytree(evaluated.folder / "artifacts" / "models",
                     project.folder / "artifacts" / "models", symlinks=True)
     assert project.run("deploy", "--env", "local").returncode == 0
     try:
@@ -278,10 +273,10 @@ def test_a_killed_local_endpoint_is_reported_not_running(local: Project) -> None
 
 # ------------------------------------------------------- emulator endpoints (items 5, 7, 8)
 def test_against_moto_deploy_hints_fit_the_emulator_and_no_change_is_light(
-    trained: Project, tmp_path: Path, aws_env: dict[str, str]
+    evaluated: Project, tmp_path: Path, aws_env: dict[str, str]
 ) -> None:
     project = Project(tmp_path / "aws")
-    shutil.copytree(trained.folder / "artifacts" / "models",
+    shutil.copytree(evaluated.folder / "artifacts" / "models",
                     project.folder / "artifacts" / "models", symlinks=True)
     env = {**aws_env, "AWS_EC2_METADATA_DISABLED": "true"}
 

@@ -14,10 +14,8 @@ pytestmark = pytest.mark.e2e
 
 
 def test_export_without_credentials_then_with_an_upload_to_s3(
-    project: Path, run_cli: RunCli, aws_env: dict[str, str], boto
+    project: Path, run_cli: RunCli, aws_env: dict[str, str], boto, trained_project: Path
 ) -> None:
-    assert run_cli("train", "--seed", "42").returncode == 0
-    assert run_cli("evaluate", "--env", "dev").returncode == 0
     offline = {
         "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_CONFIG_FILE": str(project / "no-config"),

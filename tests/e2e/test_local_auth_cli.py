@@ -34,12 +34,12 @@ def unsigned_post(url: str) -> tuple[int, object]:
         return exc.code, json.loads(exc.read())
 
 
-def test_invoke_signs_and_unsigned_requests_are_forbidden(run_cli: RunCli, project: Path):
+def test_invoke_signs_and_unsigned_requests_are_forbidden(
+    run_cli: RunCli, project: Path, trained_project: Path
+) -> None:
     (project / "configs" / "guarded.yaml").write_text(
         "target: local\napi: {auth: iam}\nlocal: {workers: 1}\n"
     )
-    assert run_cli("train", "--env", "guarded", env=CREDS).returncode == 0
-    assert run_cli("evaluate", "--env", "guarded", env=CREDS).returncode == 0
     deployed = run_cli("deploy", "--env", "guarded", env=CREDS)
     try:
         assert deployed.returncode == 0, deployed.stderr

@@ -62,9 +62,7 @@ def request(url: str, method: str, path: str, body: bytes | None = None,
 
 
 @pytest.fixture
-def deployed(run_cli: RunCli) -> dict:
-    assert run_cli("train", "--seed", "42").returncode == 0
-    assert run_cli("evaluate").returncode == 0
+def deployed(run_cli: RunCli, trained_project: Path) -> dict:
     result = run_cli("deploy", "--env", "local", "--json")
     assert result.returncode == 0, result.stderr + result.stdout
     info = json.loads(result.stdout)
@@ -170,10 +168,8 @@ def test_redeploying_the_same_zip_is_a_no_op(run_cli: RunCli, deployed: dict) ->
 
 
 def test_a_package_missing_a_module_fails_at_deploy_with_the_import_error(
-    run_cli: RunCli, project: Path
+    run_cli: RunCli, project: Path, trained_project: Path
 ) -> None:
-    assert run_cli("train", "--seed", "42").returncode == 0
-    assert run_cli("evaluate").returncode == 0
     built = json.loads(run_cli("package", "--env", "local", "--json").stdout)
     zip_path = project / built["path"] if not Path(built["path"]).is_absolute() else Path(
         built["path"])

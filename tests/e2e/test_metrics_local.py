@@ -7,6 +7,7 @@ import http.client
 import json
 import subprocess
 import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -28,9 +29,9 @@ def _post(url: str, body: bytes) -> int:
         conn.close()
 
 
-def test_metrics_count_what_the_local_endpoint_served(run_cli: RunCli, project) -> None:
-    assert run_cli("train", "--seed", "42").returncode == 0
-    assert run_cli("evaluate").returncode == 0
+def test_metrics_count_what_the_local_endpoint_served(
+    run_cli: RunCli, project, trained_project: Path
+) -> None:
     deployed = run_cli("deploy", "--env", "local", "--strategy", "canary", "--json")
     assert deployed.returncode == 0, deployed.stderr
     # canary is an AWS mechanism: said so, deployed at once

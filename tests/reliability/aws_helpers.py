@@ -141,20 +141,13 @@ def faulty_context(cfg: EnvConfig, faults: Faults) -> Any:
     if _CONTEXT:
         return _CONTEXT[0]
     base = connect(cfg)
-    original = AwsContext.client
 
     class Faulty(AwsContext):
-        def client(self, service: str, **options: Any) -> Any:
-            known = len(self._clients)
-            client = original(self, service, **options)
-            if len(self._clients) != known:
-                client.meta.events.register(
-                    "after-call", lambda **kw: _CURRENT.faults.after_call(**kw)
-                )
-                client.meta.events.register_first(
-                    "before-send", lambda **kw: _CURRENT.faults.before_send(**kw)
-                )
-            return client
+        def on_new_client(self, client: Any) -> None:
+            client.meta.events.register("after-call", lambda **kw: _CURRENT.faults.after_call(**kw))
+            client.meta.events.register_first(
+                "before-send", lambda **kw: _CURRENT.faults.before_send(**kw)
+            )
 
     _CONTEXT.append(Faulty(session=base.session, region=base.region, account_id=base.account_id))
     return _CONTEXT[0]

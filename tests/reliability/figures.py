@@ -33,6 +33,12 @@ def record(item: str, **numbers: Any) -> None:
                 entry[key] = value
 
 
+def merge(other: dict[str, dict[str, Any]]) -> None:
+    """Add another process's figures (a pytest-xdist worker's) as if recorded here."""
+    for item, numbers in other.items():
+        record(item, **numbers)
+
+
 def snapshot() -> dict[str, dict[str, Any]]:
     with _lock:
         return {item: dict(values) for item, values in sorted(_figures.items())}

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner, Result
 
 from mlops_cli.cli import app
+from tests.conftest import Trained
 from tests.reliability import figures
-from tests.reliability.conftest import Trained
 
 runner = CliRunner()
 CASES: dict[str, int] = {"invoke_arguments": 0, "damaged_files": 0}

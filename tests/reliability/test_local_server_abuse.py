@@ -35,8 +35,8 @@ from mlops_cli.config import EnvConfig, Settings
 from mlops_cli.console import NullReporter
 from mlops_cli.targets import local
 from mlops_cli.targets.local.process import group_members, is_alive
+from tests.conftest import Trained
 from tests.reliability import figures
-from tests.reliability.conftest import Trained
 
 SETOSA = json.dumps({"features": [5.1, 3.5, 1.4, 0.2]}).encode()
 IO_TIMEOUT = 10.0  # every socket operation; a hang fails the test instead of stalling CI

@@ -31,6 +31,7 @@ from mlops_cli.errors import IrisError, UsageError
 from mlops_cli.packaging.result import PackageInfo
 from mlops_cli.targets import local
 from tests.aws.conftest import REGION, make_cfg, make_package, set_fake_aws_env
+from tests.conftest import Trained
 from tests.reliability import figures
 from tests.reliability.aws_helpers import (
     FN,
@@ -39,7 +40,6 @@ from tests.reliability.aws_helpers import (
     fresh_aws,
     run_deploy,
 )
-from tests.reliability.conftest import Trained
 
 ACCOUNT = "123456789012"
 FAKE_KEY_ID = "AKIAFAKEIRISMLOPS0042"

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -129,3 +132,20 @@ def test_deploy_strategy_settings_are_validated_with_clear_messages() -> None:
         with pytest.raises(ConfigError) as exc:
             validate_settings({"deploy": bad}, "dev.yaml")
         assert words in str(exc.value)
+
+
+def test_building_the_config_models_skips_pydantic_plugins_and_restores_the_caller_setting():
+    """Each command's start does not scan every installed distribution for pydantic plugins,
+    and the caller's PYDANTIC_DISABLE_PLUGINS is as it was afterwards (unset, or its value)."""
+    probe = (
+        "import os, mlops_cli.config as c, pydantic.plugin._loader as loader; "
+        "c.validate_settings({'target': 'aws'}, 'probe'); "
+        "print(loader._plugins is None, os.environ.get('PYDANTIC_DISABLE_PLUGINS'))"
+    )
+    for caller, expected in ((None, "True None"), ("some-plugin", "True some-plugin")):
+        env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+        if caller:
+            env["PYDANTIC_DISABLE_PLUGINS"] = caller
+        done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.stdout.strip() == expected, done.stderr

@@ -29,12 +29,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from mlops_cli.errors import IrisError
 from mlops_cli.runtime.emf import NAMESPACE
 from mlops_cli.targets.aws.desired import ALIAS
-from mlops_cli.targets.aws.session import AwsContext, aws_errors, is_not_found
+from mlops_cli.targets.aws.model import AliasRead
+from mlops_cli.targets.aws.session import AwsContext, aws_errors, get_or_none
 
 POLL_SECONDS = 30.0
 _MARK = re.compile(r"^iris-mlops canary: version (\S+) at ([\d.]+)% since (\S+)")
@@ -127,16 +126,15 @@ def canary_description(candidate: str, percent: float, started: float) -> str:
     return f"iris-mlops canary: version {candidate} at {percent:g}% since {stamp}"
 
 
-def current_canary(ctx: AwsContext, fn: str) -> Canary | None:
+def read_alias(ctx: AwsContext, fn: str) -> AliasRead:
+    """`live` as AWS has it now (answer None: no function or no alias yet, so no canary)."""
     lam = ctx.client("lambda")
     with aws_errors(f"read alias {fn}:{ALIAS}", ctx):
-        try:
-            alias = lam.get_alias(FunctionName=fn, Name=ALIAS)
-        except ClientError as exc:
-            if is_not_found(exc):
-                return None  # no function or no alias yet: no canary either
-            raise
-    return read_canary(alias)
+        return AliasRead(get_or_none(lambda: lam.get_alias(FunctionName=fn, Name=ALIAS)))
+
+
+def current_canary(ctx: AwsContext, fn: str) -> Canary | None:
+    return read_canary(read_alias(ctx, fn).answer)
 
 
 def move_alias(ctx: AwsContext, fn: str, version: str, weights: dict[str, float],

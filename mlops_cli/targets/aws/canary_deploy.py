@@ -20,7 +20,7 @@ from typing import Any
 from mlops_cli.config import EnvConfig
 from mlops_cli.console import Reporter
 from mlops_cli.targets.aws import canary
-from mlops_cli.targets.aws.model import PlannedCall
+from mlops_cli.targets.aws.model import AliasRead, PlannedCall
 from mlops_cli.targets.aws.session import AwsContext
 
 
@@ -31,16 +31,22 @@ def policy_for(cfg: EnvConfig) -> canary.Policy | None:
     return canary.Policy(d.canary_percent, d.bake_seconds, d.max_error_rate)
 
 
-def resolve_leftover(ctx: AwsContext, fn: str, reporter: Reporter) -> dict[str, Any] | None:
-    leftover = canary.resolve_leftover(ctx, fn)
+def resolve_leftover(
+    ctx: AwsContext, fn: str, reporter: Reporter
+) -> tuple[dict[str, Any] | None, AliasRead | None]:
+    """(the canary rolled back, or None; `live` as read, when it was left as it was — the
+    planner takes that answer instead of reading the alias again)."""
+    read = canary.read_alias(ctx, fn)
+    leftover = canary.read_canary(read.answer)
     if leftover is None:
-        return None
+        return None, read
+    canary.move_alias(ctx, fn, leftover.stable, {})
     reporter.warn(
         f"an interrupted canary was still routing {leftover.weight:.0%} of {fn}:live to version "
         f"{leftover.candidate} (since {leftover.since or 'unknown'}): rolled back to version "
         f"{leftover.stable}"
     )
-    return leftover.to_dict()
+    return leftover.to_dict(), None
 
 
 def split_alias_move(

@@ -45,10 +45,11 @@ def deploy(
             f"package {package.path} is missing: run `iris-mlops package --env {cfg.env}`"
         )
     desired = build_desired(cfg, ctx.region, ctx.account_id, package, ctx.partition)
-    resolved = None if plan_only else canary_deploy.resolve_leftover(ctx, desired.function_name,
-                                                                      reporter)
+    resolved, alias = (None, None) if plan_only else canary_deploy.resolve_leftover(
+        ctx, desired.function_name, reporter
+    )
     with reporter.step(f"reading AWS state of env {cfg.env} ({ctx.region})"):
-        plan = plan_deploy(ctx, desired, smoke_test=smoke_test)
+        plan = plan_deploy(ctx, desired, smoke_test=smoke_test, alias=alias)
     policy = canary_deploy.policy_for(cfg)
     calls, alias_move = canary_deploy.split_alias_move(plan.calls, plan.live_version, policy,
                                                        reporter)

@@ -86,6 +86,29 @@ class Plan:
     def observe(self, resource: str, state: str, **detail: Any) -> None:
         self.observed.append(Observation(resource, state, detail))
 
+    def extend(self, part: Plan) -> None:
+        """Append what another plan read and planned, after what this one holds: parts made
+        apart (resources read at the same time) merge into the plan one sequential pass
+        would have made, as long as they are merged in dependency order."""
+        self.calls.extend(part.calls)
+        self.observed.extend(part.observed)
+        self.variables.update(part.variables)
+        self.notes.extend(part.notes)
+        self.refusals.extend(part.refusals)
+        if part.live_version is not None:
+            self.live_version = part.live_version
+            self.live_model_id = part.live_model_id
+
+
+@dataclass(frozen=True)
+class AliasRead:
+    """GetAlias's answer for `live` (None: no such function or alias), as one read found it.
+
+    `deploy` reads the alias first to resolve an interrupted canary; when that moved nothing,
+    the planner takes this answer instead of asking AWS the same question again."""
+
+    answer: dict[str, Any] | None
+
 
 @dataclass
 class Deletion:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +92,8 @@ class AwsContext:
     endpoint_url: str | None = None
     max_attempts: int = MAX_ATTEMPTS
     _clients: dict[str, Any] = field(default_factory=dict)
+    # A boto3 session is not thread-safe (its clients are): clients are made one at a time.
+    _lock: Any = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @functools.cached_property
     def partition(self) -> str:
@@ -108,6 +111,10 @@ class AwsContext:
         key = service if retries else f"{service}#once"
         if read_timeout is not None:
             key += f"#read{read_timeout}"
+        with self._lock:
+            return self._client(key, service, retries, read_timeout)
+
+    def _client(self, key: str, service: str, retries: bool, read_timeout: int | None) -> Any:
         if key not in self._clients:
             self._clients[key] = self.session.client(
                 service,
@@ -119,7 +126,12 @@ class AwsContext:
             )
             if service == "s3":
                 expect_bucket_owner(self._clients[key], self.account_id)
+            self.on_new_client(self._clients[key])
         return self._clients[key]
+
+    def on_new_client(self, client: Any) -> None:
+        """Called once for each client made, before anyone uses it (tests hook botocore events
+        here: fault injection, call logs, the model of what moto lacks)."""
 
 
 def expect_bucket_owner(s3_client: Any, account_id: str) -> None:

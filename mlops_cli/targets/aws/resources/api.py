@@ -4,6 +4,7 @@
 APIs are found by name among all the account's APIs and adopted only with our tags; when several
 of ours exist (e.g. after a lost CreateApi answer elsewhere) the oldest is used and the others are
 named in a note. Deleting the API deletes its stage, routes and integration with it.
+Its integrations, routes and stages are read at the same time (independent reads).
 Both routes carry the env's `api.auth` as AuthorizationType (NONE, or AWS_IAM: only SigV4
 requests from principals allowed execute-api:Invoke); a change is one UpdateRoute per route.
 """
@@ -20,6 +21,7 @@ from mlops_cli.targets.aws.desired import (
     normalize_cors,
     tags_missing,
 )
+from mlops_cli.targets.aws.fanout import together
 from mlops_cli.targets.aws.model import Deletion, Fmt, Foreign, Plan, PlannedCall, Var
 from mlops_cli.targets.aws.session import AwsContext
 
@@ -84,9 +86,14 @@ def plan(ctx: AwsContext, d: DesiredState, plan: Plan) -> None:
     plan.observe(resource, "found", api_id=api_id, url=api.get("ApiEndpoint"))
     _plan_api_settings(d, plan, resource, api)
     gw = ctx.client("apigatewayv2")
-    _plan_integration(gw, d, plan, resource, api_id)
-    _plan_routes(gw, d, plan, resource, api_id)
-    _plan_stage(gw, d, plan, resource, api_id)
+    integrations, routes, stages = together(
+        lambda: gw.get_integrations(ApiId=api_id).get("Items", []),
+        lambda: gw.get_routes(ApiId=api_id).get("Items", []),
+        lambda: gw.get_stages(ApiId=api_id).get("Items", []),
+    )
+    _plan_integration(integrations, d, plan, resource, api_id)
+    _plan_routes(routes, d, plan, resource, api_id)
+    _plan_stage(stages, d, plan, resource, api_id)
 
 
 def _plan_new(d: DesiredState, plan: Plan, resource: str) -> None:
@@ -173,9 +180,10 @@ def _plan_api_settings(d: DesiredState, plan: Plan, resource: str, api: dict[str
         )
 
 
-def _plan_integration(gw: Any, d: DesiredState, plan: Plan, resource: str, api_id: str) -> None:
+def _plan_integration(
+    integrations: list[dict[str, Any]], d: DesiredState, plan: Plan, resource: str, api_id: str
+) -> None:
     integration_params = _integration_params(d)
-    integrations = gw.get_integrations(ApiId=api_id).get("Items", [])
     good = [
         i
         for i in integrations
@@ -216,8 +224,9 @@ def _plan_integration(gw: Any, d: DesiredState, plan: Plan, resource: str, api_i
             )
 
 
-def _plan_routes(gw: Any, d: DesiredState, plan: Plan, resource: str, api_id: str) -> None:
-    routes = gw.get_routes(ApiId=api_id).get("Items", [])
+def _plan_routes(
+    routes: list[dict[str, Any]], d: DesiredState, plan: Plan, resource: str, api_id: str
+) -> None:
     target = Fmt("integrations/{integration_id}")
     want_target = (
         f"integrations/{plan.variables['integration_id']}"
@@ -281,8 +290,9 @@ def _plan_routes(gw: Any, d: DesiredState, plan: Plan, resource: str, api_id: st
             )
 
 
-def _plan_stage(gw: Any, d: DesiredState, plan: Plan, resource: str, api_id: str) -> None:
-    stages = gw.get_stages(ApiId=api_id).get("Items", [])
+def _plan_stage(
+    stages: list[dict[str, Any]], d: DesiredState, plan: Plan, resource: str, api_id: str
+) -> None:
     stage = next((s for s in stages if s.get("StageName") == STAGE), None)
     if stage is None:
         plan.add(

@@ -25,9 +25,17 @@ from mlops_cli.targets.aws.desired import (
     model_id_from_description,
     tags_missing,
 )
-from mlops_cli.targets.aws.model import Deletion, FileBytes, Foreign, Plan, PlannedCall, Var
+from mlops_cli.targets.aws.model import (
+    AliasRead,
+    Deletion,
+    FileBytes,
+    Foreign,
+    Plan,
+    PlannedCall,
+    Var,
+)
 from mlops_cli.targets.aws.retention import protected_versions, versions_to_delete
-from mlops_cli.targets.aws.session import AwsContext, error_code, get_or_none, is_not_found
+from mlops_cli.targets.aws.session import AwsContext, error_code, get_or_none
 
 FUNCTION_WAIT = {"WaiterConfig": {"Delay": 1, "MaxAttempts": 300}}
 
@@ -244,8 +252,15 @@ def _concurrency_call(d: DesiredState, resource: str, reason: str) -> PlannedCal
 
 
 def plan_version_and_alias(
-    ctx: AwsContext, d: DesiredState, plan: Plan, latest_changed: bool, smoke_test: bool
+    ctx: AwsContext,
+    d: DesiredState,
+    plan: Plan,
+    latest_changed: bool,
+    smoke_test: bool,
+    known_alias: AliasRead | None = None,
 ) -> None:
+    """Plan publish, smoke test and the move of `live`; `known_alias` is `live` as the caller
+    already read it (then not read again)."""
     lam = ctx.client("lambda")
     fn = d.function_name
     resource = f"lambda alias {fn}:{ALIAS}"
@@ -255,11 +270,10 @@ def plan_version_and_alias(
         return
     alias = None
     if plan.variables.get("function_exists"):
-        try:
-            alias = lam.get_alias(FunctionName=fn, Name=ALIAS)
-        except ClientError as exc:
-            if not is_not_found(exc):
-                raise
+        if known_alias is not None:
+            alias = known_alias.answer
+        else:
+            alias = get_or_none(lambda: lam.get_alias(FunctionName=fn, Name=ALIAS))
     reasons: list[str] = []
     if alias is None:
         plan.observe(resource, "missing")

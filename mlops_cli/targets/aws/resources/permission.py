@@ -43,13 +43,17 @@ def wanted(d: DesiredState, api_id: str | None) -> list[WantedStatement]:
     return wanted_statements(ROUTE_KEYS, d.partition, d.region, d.account_id, api_id)
 
 
-def plan(ctx: AwsContext, d: DesiredState, plan: Plan) -> None:
+def plan(
+    ctx: AwsContext, d: DesiredState, plan: Plan, existing: list[dict[str, Any]] | None = None
+) -> None:
     """Plan the statements; runs after the function and api modules have planned (it needs the
-    alias and the API id they found; no API id means the API is about to be created)."""
+    alias and the API id they found; no API id means the API is about to be created).
+    `existing`: the statements as already read (`find`) while the function was read."""
     if any(o.state == "foreign" for o in plan.observed):
         return
     api_id = plan.variables.get("api_id")
-    existing = find(ctx, d) if plan.variables.get("function_exists") else []
+    if existing is None:
+        existing = find(ctx, d) if plan.variables.get("function_exists") else []
     changes = statement_changes(existing, wanted(d, api_id), d.alias_arn)
     for sid, why in changes.remove:
         plan.add(
