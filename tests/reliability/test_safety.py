@@ -428,6 +428,22 @@ def test_the_local_server_and_its_workers_listen_on_127_0_0_1_only(secret_server
     figures.record("safety", listening_sockets=len(listening))
 
 
+def test_no_process_of_the_local_endpoint_holds_the_deployers_aws_credentials(
+    secret_server: dict,
+) -> None:
+    """The server outlives the CLI: its environment (readable in /proc by the same user, and by
+    every tool that dumps it) must not keep the AWS keys of whoever ran `deploy`."""
+    from mlops_cli.targets.local.process import group_members
+
+    members = group_members(secret_server["pid"])
+    assert len(members) == 1 + secret_server["workers"], members
+    for pid in members:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        for secret in (FAKE_SECRET, FAKE_TOKEN, FAKE_KEY_ID):
+            assert secret.encode() not in environ, (pid, secret[:4])
+    figures.record("safety", local_processes_without_credentials=len(members))
+
+
 def test_no_answer_carries_a_stack_trace_and_logs_hold_no_features_or_secrets(
     secret_server: dict,
 ) -> None:

@@ -13,6 +13,7 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -169,13 +170,24 @@ def _read_ready(fd: int, proc: subprocess.Popen[bytes], timeout: float) -> dict[
     return message if isinstance(message, dict) else None
 
 
+def server_environment(parent: Mapping[str, str]) -> dict[str, str]:
+    """The CLI's environment without its AWS settings and credentials.
+
+    The server outlives the CLI, and a process's environment stays readable (/proc, crash
+    dumps, `ps e`) for as long as it runs: the deployer's keys must not sit there. The server
+    needs none of them — `api.auth: iam` gets its credentials in the spec, and workers get
+    Lambda's variables only.
+    """
+    return {k: v for k, v in parent.items() if not k.startswith("AWS_")}
+
+
 def start_detached(spec: ServerSpec, log: Path) -> tuple[int, dict[str, Any]]:
     """Start the server in its own session (it outlives the CLI) and wait for its ready line.
 
     Raises IrisError with the log's tail when it does not come up; nothing is left running then.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
+    env = server_environment(os.environ)
     package_parent = str(Path(mlops_cli.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
     read_fd, write_fd = os.pipe()
