@@ -29,6 +29,8 @@ from mlops_cli.targets.local.runtime_api import Invocation, RuntimeApi, new_trac
 from mlops_cli.targets.local.spec import ServerSpec, worker_environment
 
 __all__ = ["GATEWAY_TIMEOUT_S", "InitError", "LineLog", "Outcome", "WorkerPool"]
+# json.dumps with separators builds a new encoder per call; one is enough (same output)
+_encode_event = json.JSONEncoder(separators=(",", ":")).encode
 
 # API Gateway's integration timeout (HTTP APIs: 30 s at most); a function allowed longer is cut
 # off by the gateway while Lambda lets it run on.
@@ -394,8 +396,7 @@ class WorkerPool:
 
     def invoke(self, event: dict[str, Any], request_id: str, respond: Respond) -> None:
         """Run `event` on the next free worker; `respond` gets the outcome, exactly once."""
-        self._invoke(json.dumps(event, separators=(",", ":")).encode("utf-8"), request_id,
-                     respond)
+        self._invoke(_encode_event(event).encode("utf-8"), request_id, respond)
 
     def _invoke(self, payload: bytes, request_id: str, respond: Respond) -> None:
         while self._idle:

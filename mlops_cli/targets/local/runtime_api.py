@@ -224,7 +224,9 @@ class _RuntimeConn(Channel):
 
     def __init__(self, api: RuntimeApi, sock: socket.socket) -> None:
         self.api = api
-        self.reader = RequestReader(self._plan, max_head=65536, max_headers=_MAX_HEADERS)
+        # only a `/next` head repeats: a POST's path holds the invocation's request id
+        self.reader = RequestReader(self._plan, max_head=65536, max_headers=_MAX_HEADERS,
+                                    keep=_is_get)
         super().__init__(api.loop, sock)
 
     def _plan(self, head: Head) -> BodyPlan:
@@ -251,6 +253,10 @@ class _RuntimeConn(Channel):
 
     def closed(self) -> None:
         self.api._forget(self)
+
+
+def _is_get(head: Head) -> bool:
+    return head.method == "GET"
 
 
 def new_trace_id() -> str:

@@ -8,7 +8,10 @@ thread. What holds:
   read and dropped) is the owner's (`plan`), decided from the head before any body byte is kept.
 - A request that cannot be read answers `HttpError(status, message)` and the reader is spent:
   the connection's remaining bytes mean nothing and it must be closed.
-- Parsing is one pass over the head (split, partition): it runs twice per invocation.
+- Parsing is one pass over the head (split, partition): it runs three times per invocation.
+- A short head seen before is not parsed again (`_HEADS`): a keep-alive client, and a worker's
+  `/next`, send the same bytes request after request. A `Head` is never changed once parsed,
+  so one object can serve every request that sent those bytes.
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ from dataclasses import dataclass
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _MAX_CHUNK_LINE = 1024
+# Heads already parsed (strictly), by their bytes: only short ones, at most _MEMO_SIZE of them
+# (the table is emptied when full: a flood of distinct heads costs what it cost without it).
+_HEADS: dict[bytes, Head] = {}
+_MEMO_HEAD = 1024
+_MEMO_SIZE = 256
 
 
 class HttpError(Exception):
@@ -78,12 +86,14 @@ class RequestReader:
     def __init__(
         self, plan: Callable[[Head], BodyPlan], *, max_head: int = 65536,
         max_headers: int = 100, parse_head: Callable[[str], Head] | None = None,
+        keep: Callable[[Head], bool] | None = None,
     ) -> None:
         self.buf = bytearray()
         self._plan = plan
         self._max_head = max_head
         self._max_headers = max_headers
         self._parse_head = parse_head or parse_head_strict
+        self._keep = keep  # which parsed heads are worth remembering (default: all short ones)
         self._head: Head | None = None
         self._body_plan = BodyPlan()
         self._chunks: list[bytes] = []
@@ -107,6 +117,8 @@ class RequestReader:
     def next(self) -> Request | None:
         """The next whole request, or None until more bytes come."""
         if self._head is None:
+            if not self.buf:
+                return None  # the usual case after a request: nothing more buffered
             head = self._read_head()
             if head is None:
                 return None
@@ -140,11 +152,19 @@ class RequestReader:
             skip = 4
         if end > self._max_head:
             raise HttpError(431, "Request Header Fields Too Large")
-        text = buf[:end].decode("latin-1")
+        raw = bytes(buf[:end])
         del buf[: end + skip]
-        if text.count("\n") >= self._max_headers:
+        if raw.count(b"\n") >= self._max_headers:
             raise HttpError(431, "Too many headers")
-        return self._parse_head(text)
+        memo = end <= _MEMO_HEAD and self._parse_head is parse_head_strict
+        if memo and (head := _HEADS.get(raw)) is not None:
+            return head
+        head = self._parse_head(raw.decode("latin-1"))
+        if memo and (self._keep is None or self._keep(head)):
+            if len(_HEADS) >= _MEMO_SIZE:
+                _HEADS.clear()
+            _HEADS[raw] = head
+        return head
 
     # bodies -----------------------------------------------------------------------------------
     def _read_length(self, plan: BodyPlan) -> bytes | bool | None:
