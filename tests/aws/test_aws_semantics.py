@@ -252,6 +252,49 @@ def test_a_lost_answer_is_adopted_in_the_same_run_without_duplicates(
     assert _deploy(cfg, store, package, mctx, clock)["up_to_date"] and calls.mutating == []
 
 
+def test_a_lost_answer_to_deleting_an_old_version_does_not_fail_the_deploy(
+    store, mctx, behaviour, clock, calls, tmp_path
+):
+    """DeleteFunction applied, its answer lost: botocore's retry then hears the version is
+    gone, which is what the deploy wanted (as every delete of a deploy or a teardown)."""
+    cfg = make_cfg(lambda__keep_versions=1)
+    _deploy(cfg, store, make_package(tmp_path / "p1", "v1", "m-1"), mctx, clock)
+    behaviour.lose_answers = {"DeleteFunction"}
+
+    _deploy(cfg, store, make_package(tmp_path / "p2", "v2", "m-2"), mctx, clock)
+    _deploy(cfg, store, make_package(tmp_path / "p3", "v3", "m-3"), mctx, clock)
+
+    assert behaviour.lost["DeleteFunction"] == 1
+    lam = boto3.client("lambda")
+    versions = lam.list_versions_by_function(FunctionName=FN)["Versions"]
+    # 1 went (its DeleteFunction's answer lost); 2 stays: it was live when the deploy planned
+    assert sorted(v["Version"] for v in versions if v["Version"] != "$LATEST") == ["2", "3"]
+    assert lam.get_alias(FunctionName=FN, Name="live")["FunctionVersion"] == "3"
+
+
+def test_a_lost_answer_to_removing_a_stale_statement_does_not_fail_the_deploy(
+    cfg, store, package, mctx, behaviour, clock, calls
+):
+    """The API was deleted by hand: the next deploy removes the statements naming it, and one
+    RemovePermission's answer is lost after it was applied; the same run still ends with one
+    statement per route, each naming the new API."""
+    _deploy(cfg, store, package, mctx, clock)
+    gw = boto3.client("apigatewayv2")
+    (old,) = [a["ApiId"] for a in gw.get_apis()["Items"] if a["Name"] == FN]
+    gw.delete_api(ApiId=old)
+    behaviour.lose_answers = {"RemovePermission"}
+
+    _deploy(cfg, store, package, mctx, clock)
+
+    assert behaviour.lost["RemovePermission"] == 1
+    (new,) = [a["ApiId"] for a in gw.get_apis()["Items"] if a["Name"] == FN]
+    policy = boto3.client("lambda").get_policy(FunctionName=FN, Qualifier="live")["Policy"]
+    arns = [st["Condition"]["ArnLike"]["AWS:SourceArn"] for st in json.loads(policy)["Statement"]]
+    assert len(arns) == 2 and all(f":{new}/" in arn for arn in arns), arns
+    calls.reset()
+    assert _deploy(cfg, store, package, mctx, clock)["up_to_date"] and calls.mutating == []
+
+
 def test_a_lost_bucket_creation_is_adopted(store, mctx, behaviour, clock, tmp_path):
     behaviour.lose_answers = {"CreateBucket"}
     big = make_package(tmp_path / "big", content="big", size_bytes=60 * 1024 * 1024)

@@ -27,7 +27,13 @@ from mlops_cli.console import Reporter
 from mlops_cli.errors import IrisError
 from mlops_cli.targets.aws.model import PlannedCall, resolve
 from mlops_cli.targets.aws.resources import permission
-from mlops_cli.targets.aws.session import AwsContext, aws_errors, error_code, is_transient
+from mlops_cli.targets.aws.session import (
+    AwsContext,
+    aws_errors,
+    error_code,
+    is_not_found,
+    is_transient,
+)
 
 # A new role can take minutes to become assumable by Lambda (Terraform's AWS provider retries
 # for 2 minutes, Chalice for 150 s): 134 s in all, then give up saying what to do.
@@ -61,6 +67,18 @@ ALREADY_EXISTS = frozenset(
         "BucketAlreadyOwnedByYou",
         "ResourceConflictException",
         "ConflictException",
+    }
+)
+
+# Deletes whose goal is "it is not there": a not-found answer means the goal holds. That is
+# what botocore's retry hears when the delete's first answer was lost after AWS applied it.
+DELETES = frozenset(
+    {
+        "delete_function",
+        "delete_function_concurrency",
+        "delete_route",
+        "delete_cors_configuration",
+        "remove_permission",
     }
 )
 
@@ -157,7 +175,8 @@ class Executor:
                 waited += delay
 
     def _send(self, client: Any, call: PlannedCall, params: dict[str, Any]) -> dict[str, Any]:
-        """Make the call; a create answered "already exists" is adopted when what exists is ours.
+        """Make the call; a create answered "already exists" is adopted when what exists is ours,
+        and a delete answered "not found" is done.
 
         A call can take effect and its answer still be lost (5xx, timeout, reset): botocore then
         retries it and the create answers that the resource already exists. That is success,
@@ -166,6 +185,12 @@ class Executor:
         try:
             return getattr(client, call.operation)(**params)
         except ClientError as exc:
+            if call.operation in DELETES and is_not_found(exc):
+                self.reporter.info(
+                    f"{call.operation} ({call.resource}) answered {error_code(exc)}: it is "
+                    "already gone (an earlier answer was lost, or it went meanwhile)"
+                )
+                return {}
             if call.operation not in ADOPTABLE or error_code(exc) not in ALREADY_EXISTS:
                 raise
             if call.operation == "create_function" and "already exist" not in str(exc).lower():
