@@ -70,17 +70,9 @@ ALREADY_EXISTS = frozenset(
     }
 )
 
-# Deletes whose goal is "it is not there": a not-found answer means the goal holds. That is
-# what botocore's retry hears when the delete's first answer was lost after AWS applied it.
-DELETES = frozenset(
-    {
-        "delete_function",
-        "delete_function_concurrency",
-        "delete_route",
-        "delete_cors_configuration",
-        "remove_permission",
-    }
-)
+# A delete's goal is "it is not there": a not-found answer means the goal holds. That is what
+# botocore's retry hears when the delete's first answer was lost after AWS applied it.
+DELETE_PREFIXES = ("delete_", "remove_")
 
 SmokeCheck = Callable[[str], None]
 
@@ -185,7 +177,7 @@ class Executor:
         try:
             return getattr(client, call.operation)(**params)
         except ClientError as exc:
-            if call.operation in DELETES and is_not_found(exc):
+            if call.operation.startswith(DELETE_PREFIXES) and is_not_found(exc):
                 self.reporter.info(
                     f"{call.operation} ({call.resource}) answered {error_code(exc)}: it is "
                     "already gone (an earlier answer was lost, or it went meanwhile)"
