@@ -155,11 +155,9 @@ def test_invoke_json_is_one_object_and_a_refused_input_exits_2(local: Project) -
     assert one_json_object(ok.stdout)["class_name"] == "setosa"
 
 
-def test_an_unreachable_endpoint_is_one_object_and_exit_1(evaluated: Project,
+def test_an_unreachable_endpoint_is_one_object_and_exit_1(trained: Trained,
                                                           tmp_path: Path) -> None:
-    project = Project(tmp_path / "gone")
-    shutil.copytree(evaluated.folder / "artifacts" / "models",
-                    project.folder / "artifacts" / "models", symlinks=True)
+    project = Project(trained.copy_to(tmp_path / "gone"))
     assert project.run("deploy", "--env", "local").returncode == 0
     try:
         record = project.record("local")
@@ -273,11 +271,9 @@ def test_a_killed_local_endpoint_is_reported_not_running(local: Project) -> None
 
 # ------------------------------------------------------- emulator endpoints (items 5, 7, 8)
 def test_against_moto_deploy_hints_fit_the_emulator_and_no_change_is_light(
-    evaluated: Project, tmp_path: Path, aws_env: dict[str, str]
+    trained: Trained, tmp_path: Path, aws_env: dict[str, str]
 ) -> None:
-    project = Project(tmp_path / "aws")
-    shutil.copytree(evaluated.folder / "artifacts" / "models",
-                    project.folder / "artifacts" / "models", symlinks=True)
+    project = Project(trained.copy_to(tmp_path / "aws"))
     env = {**aws_env, "AWS_EC2_METADATA_DISABLED": "true"}
 
     smoke = project.run("deploy", "--env", "dev", env=env)
