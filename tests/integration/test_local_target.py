@@ -27,7 +27,7 @@ from mlops_cli.console import NullReporter, Reporter
 from mlops_cli.errors import IrisError
 from mlops_cli.targets import local
 from mlops_cli.targets.local.fixtures import MISSING_DEPENDENCY_HANDLER, PROBE_HANDLER, build_zip
-from mlops_cli.targets.local.process import group_members, is_alive, wait_gone
+from mlops_cli.targets.local.process import is_alive, server_processes, wait_gone
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -386,7 +386,7 @@ def test_redeploy_is_a_noop_a_new_zip_replaces_and_teardown_leaves_nothing(sandb
     first_pkg = build_zip(tmp / "v1", model_id="model-a")
     first = local.deploy(cfg, store, first_pkg, NullReporter())
     first_root = store.read_record("life")["root"]
-    first_group = group_members(first["pid"])
+    first_group = server_processes(first["pid"])
     assert len(first_group) == 3  # the server and its two workers
 
     again = local.deploy(cfg, store, first_pkg, NullReporter())
@@ -397,15 +397,14 @@ def test_redeploy_is_a_noop_a_new_zip_replaces_and_teardown_leaves_nothing(sandb
     assert second["changed"] is True and second["pid"] != first["pid"]
     assert second["model_id"] == "model-b"
     assert wait_gone(first["pid"], 5)
-    assert group_members(first["pid"]) == [] and servers_for_root(first_root) == []
+    assert not any(is_alive(pid) for pid in first_group) and servers_for_root(first_root) == []
     assert port_closed(port_of(first["url"]))
     assert call(second["url"])[0] == 200
 
-    second_group = group_members(second["pid"])
+    second_group = server_processes(second["pid"])
     down = local.teardown(cfg, store, NullReporter())
     assert down == {"env": "life", "stopped": True, "pid": second["pid"]}
     assert all(not is_alive(pid) for pid in second_group)
-    assert group_members(second["pid"]) == []
     assert port_closed(port_of(second["url"]))
     assert store.read_record("life") is None
     assert local.status(cfg, store)["deployed"] is False
@@ -492,6 +491,38 @@ def test_the_server_outlives_the_deploying_process(sandbox):
     assert call(status["url"])[0] == 200
 
 
+def test_workers_run_apart_from_the_server_and_die_with_it_even_mid_invocation(sandbox):
+    """Each worker has a session of its own and yields the CPU to the server (SCHED_BATCH). A
+    server killed with SIGKILL has no chance to stop anything, yet leaves no worker behind: not
+    an idle one, nor one in the middle of a long invocation."""
+    store, tmp = sandbox
+    cfg = make_cfg("orphans", **{"lambda": {"timeout_s": 60}})
+    result = local.deploy(cfg, store, build_zip(tmp / "zips"), NullReporter())
+    root = store.read_record("orphans")["root"]
+    server, *workers = server_processes(result["pid"])
+    assert len(workers) == 2
+    for pid in workers:
+        assert os.getsid(pid) == pid != os.getsid(server)
+        assert os.sched_getscheduler(pid) == os.SCHED_BATCH
+    assert os.sched_getscheduler(server) == os.SCHED_OTHER
+
+    log = Path(result["log"])
+    started = log.read_text().count("START RequestId")
+    with socket.create_connection(("127.0.0.1", port_of(result["url"])), timeout=10) as client:
+        client.sendall(b"GET /sleep?s=50 HTTP/1.1\r\nHost: x\r\n\r\n")
+        deadline = time.monotonic() + 10
+        while log.read_text().count("START RequestId") == started:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.02)
+        # a worker is inside the handler now, for 50 s
+        os.kill(server, signal.SIGKILL)
+        gone = time.monotonic() + 5
+        while any(is_alive(pid) for pid in workers) and time.monotonic() < gone:
+            time.sleep(0.02)
+    assert not any(is_alive(pid) for pid in [server, *workers])
+    assert servers_for_root(root) == []
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_serve_runs_in_the_foreground_logs_requests_and_stops_cleanly(sandbox, stop_signal):
     store, tmp = sandbox
@@ -526,7 +557,7 @@ def test_serve_runs_in_the_foreground_logs_requests_and_stops_cleanly(sandbox, s
                 break
         assert url, "".join(lines)
         assert call(url, "GET", "/health")[0] == 200
-        workers = [p for p in group_members(proc.pid) if p != proc.pid]
+        workers = [p for p in server_processes(proc.pid) if p != proc.pid]
         proc.send_signal(stop_signal)
         _, rest = proc.communicate(timeout=15)
     finally:

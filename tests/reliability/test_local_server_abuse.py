@@ -34,7 +34,7 @@ from mlops_cli.artifacts import ArtifactStore
 from mlops_cli.config import EnvConfig, Settings
 from mlops_cli.console import NullReporter
 from mlops_cli.targets import local
-from mlops_cli.targets.local.process import group_members, is_alive
+from mlops_cli.targets.local.process import is_alive, server_processes
 from tests.conftest import Trained
 from tests.reliability import figures
 
@@ -77,7 +77,7 @@ def threads_of(pid: int) -> int:
 
 
 def workers_of(server_pid: int) -> list[int]:
-    return sorted(p for p in group_members(server_pid) if p != server_pid)
+    return [p for p in server_processes(server_pid) if p != server_pid]
 
 
 def connect(port: int) -> socket.socket:

@@ -402,10 +402,10 @@ def _request(port: int, method: str, path: str, body: bytes | None = None) -> tu
 
 
 def test_the_local_server_and_its_workers_listen_on_127_0_0_1_only(secret_server: dict) -> None:
-    from mlops_cli.targets.local.process import group_members
+    from mlops_cli.targets.local.process import server_processes
 
     inodes: set[str] = set()
-    for pid in group_members(secret_server["pid"]):
+    for pid in server_processes(secret_server["pid"]):
         for fd in Path(f"/proc/{pid}/fd").iterdir():
             try:
                 target = os.readlink(fd)
@@ -433,9 +433,9 @@ def test_no_process_of_the_local_endpoint_holds_the_deployers_aws_credentials(
 ) -> None:
     """The server outlives the CLI: its environment (readable in /proc by the same user, and by
     every tool that dumps it) must not keep the AWS keys of whoever ran `deploy`."""
-    from mlops_cli.targets.local.process import group_members
+    from mlops_cli.targets.local.process import server_processes
 
-    members = group_members(secret_server["pid"])
+    members = server_processes(secret_server["pid"])
     assert len(members) == 1 + secret_server["workers"], members
     for pid in members:
         environ = Path(f"/proc/{pid}/environ").read_bytes()

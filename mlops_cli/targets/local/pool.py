@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_cli.targets.local import spawn
 from mlops_cli.targets.local.linelog import LineLog
 from mlops_cli.targets.local.loop import Loop, Timer
 from mlops_cli.targets.local.runtime_api import Invocation, RuntimeApi, new_trace_id
@@ -39,13 +40,14 @@ GATEWAY_TIMEOUT_S = 30.0
 # exit status then goes in the log) before it is called lost and killed.
 LOST_GRACE_S = 5.0
 # `python -m awslambdaric <handler>` as Lambda's bootstrap runs it, with the paths Lambda gives:
-# the function first, the runtime (client) after it. Ctrl-C in `serve` reaches the whole group;
-# the pool decides when workers stop. One departure: on python3.12+ the client waits for
-# `/next` in a thread of a ThreadPoolExecutor built per invocation (so that Lambda's main thread
-# can take signals meanwhile); measured here that costs ~0.9 ms of CPU per invocation, more than
-# the rest of the client, and changes nothing a handler can see, since the workers are never
-# signalled while they wait (the pool stops them with SIGTERM's default action), so the client
-# polls directly. AWS_EXECUTION_ENV stays the runtime's, which the marshaller keys on.
+# the function first, the runtime (client) after it. Each worker has a session of its own and
+# dies with the server (`spawn.py`); the pool decides when workers stop. One departure: on
+# python3.12+ the client waits for `/next` in a thread of a ThreadPoolExecutor built per
+# invocation (so that Lambda's main thread can take signals meanwhile); measured here that
+# costs ~0.9 ms of CPU per invocation, more than the rest of the client, and changes nothing a
+# handler can see, since the workers are never signalled while they wait (the pool stops them
+# with SIGTERM's default action), so the client polls directly. AWS_EXECUTION_ENV stays the
+# runtime's, which the marshaller keys on.
 LAUNCH = (
     "import os,signal,sys;signal.signal(signal.SIGINT,signal.SIG_IGN);del sys.argv[1];"
     "sys.path[:0]=[os.environ['LAMBDA_TASK_ROOT'],os.environ['LAMBDA_RUNTIME_DIR']];"
@@ -113,7 +115,9 @@ class Worker:
             stderr=out,
             env=worker_environment(spec, stream, self.api.address),
             cwd=spec.root,
+            **spawn.popen_options(),
         )
+        spawn.started(self.proc.pid)
         self._pidfd = os.pidfd_open(self.proc.pid)
         pool.loop.add(self._pidfd, 1, self._exited)
 

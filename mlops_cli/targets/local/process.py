@@ -104,11 +104,11 @@ def wait_gone(pid: int, timeout: float) -> bool:
         time.sleep(0.02)
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes in a process group, from /proc (empty where it is absent)."""
-    members = []
+def _live_processes() -> list[tuple[int, list[str]]]:
+    """(pid, stat fields after the command: state, ppid, pgrp, ...) of every live process."""
+    found: list[tuple[int, list[str]]] = []
     if not _PROC.is_dir():
-        return members
+        return found
     for entry in _PROC.iterdir():
         if not entry.name.isdigit():
             continue
@@ -116,17 +116,30 @@ def group_members(pgid: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        # after the command: state, ppid, pgrp
-        if fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            members.append(int(entry.name))
-    return members
+        if fields[0] not in ("Z", "X"):
+            found.append((int(entry.name), fields))
+    return found
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in a process group, from /proc (empty where it is absent)."""
+    return [pid for pid, fields in _live_processes() if fields[2] == str(pgid)]
+
+
+def server_processes(pid: int) -> list[int]:
+    """A running server and its live workers (its children: each has a session of its own)."""
+    if not is_alive(pid):
+        return []
+    return [pid] + sorted(child for child, fields in _live_processes() if fields[1] == str(pid))
 
 
 def stop_group(pid: int, grace: float = 5.0) -> bool:
     """SIGTERM the server (the leader of its own group), then SIGKILL the group after `grace`.
 
-    The server stops its workers on SIGTERM; the group kill catches any it could not. Returns
-    whether the server was running.
+    The server stops its workers on SIGTERM. Workers die with the server anyway (`spawn.py`:
+    they have sessions of their own), so the group kill is for whatever else the server's group
+    holds, and for workers where that tie is not available. Returns whether the server was
+    running.
     """
     if not is_alive(pid):
         return False
