@@ -6,13 +6,22 @@ the pool's own Init Duration, from just before the spawn to the first `/next` on
 The baseline is a bare interpreter started the same way (`-I -S`, same environment shape) that
 only connects to a Runtime API socket and sends `GET /next` — the floor of any runtime client.
 Runs alternate so machine noise falls on both alike.
+
+Both are spawned from a process of the local server's size (`python -m
+benchmarks.worker_cold_start`, which imports what the server imports), not from the benchmark
+process: a worker is started with fork (its death-with-the-server hook runs between fork and
+exec), and a fork costs in proportion to its parent's memory; the benchmark process, with
+scikit-learn loaded, would add milliseconds a real server never pays.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Row, Stats, Unavailable
@@ -83,8 +92,8 @@ def _worker_once(spec: Any) -> float:
         pool.loop.close()
 
 
-def rows(spec: Any, runs: int) -> list[Row]:
-    """Worker cold start vs the bare interpreter, both `runs` times after one warm-up each."""
+def measure(spec: Any, runs: int) -> tuple[list[float], list[float]]:
+    """(bare, worker) cold starts in ms, `runs` of each after one warm-up each, alternating."""
     from dataclasses import replace
 
     from mlops_cli.targets.local.spec import worker_environment
@@ -99,9 +108,42 @@ def rows(spec: Any, runs: int) -> list[Row]:
     for _ in range(runs):
         bare.append(_bare_once(one.python, env))
         worker.append(_worker_once(one))
+    return bare, worker
+
+
+def rows(spec: Any, runs: int) -> list[Row]:
+    """Worker cold start vs the bare interpreter, measured in a server-sized process."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.worker_cold_start", str(runs)],
+        input=spec.to_json(), capture_output=True, text=True, timeout=600,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    if proc.returncode != 0:
+        raise Unavailable((proc.stderr.strip().splitlines() or ["no output"])[-1])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if "error" in result:
+        raise Unavailable(result["error"])
+    bare, worker = result["bare"], result["worker"]
     floor = Row.measured("bare interpreter: spawn → first /next", "ms", Stats.of(bare))
     got = Row.measured(
-        f"worker (awslambdaric + portable zip, Python {one.python_version}): "
+        f"worker (awslambdaric + portable zip, Python {spec.python_version}): "
         "spawn → first /next", "ms", Stats.of(worker),
     ).compare("bare", floor.median)
     return [floor, got]
+
+
+def main() -> None:
+    """In a process that imports what the local server imports: the spec on stdin, runs in argv."""
+    from mlops_cli.targets.local.spec import ServerSpec
+
+    spec = ServerSpec.from_json(sys.stdin.read())
+    try:
+        bare, worker = measure(spec, int(sys.argv[1]))
+    except Unavailable as exc:
+        print(json.dumps({"error": str(exc)}))
+        return
+    print(json.dumps({"bare": bare, "worker": worker}))
+
+
+if __name__ == "__main__":
+    main()
