@@ -11,6 +11,7 @@ cores, so the client's own cost is part of every figure, baseline included.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -72,7 +73,7 @@ def start_echo() -> tuple[subprocess.Popen[str], int]:
 
 def run(ws: Workspace) -> Figure:
     fig = Figure("local_endpoint", "Local endpoint: keep-alive clients on 127.0.0.1")
-    total = 30 if ws.smoke else 3000
+    total = 30 if ws.smoke else int(os.environ.get("IRIS_BENCH_LOCAL_REQUESTS") or 3000)
     try:
         from mlops_cli.targets.local import deploy, teardown
 
@@ -133,8 +134,6 @@ def _cold_start_rows(ws: Workspace, cfg: Any, info: Any) -> list[Row]:
 
 
 def _cores() -> int:
-    import os
-
     return os.cpu_count() or 1
 
 
