@@ -130,7 +130,8 @@ def server_processes(pid: int) -> list[int]:
     """A running server and its live workers (its children: each has a session of its own)."""
     if not is_alive(pid):
         return []
-    return [pid] + sorted(child for child, fields in _live_processes() if fields[1] == str(pid))
+    children = sorted(child for child, fields in _live_processes() if fields[1] == str(pid))
+    return [pid, *children]
 
 
 def stop_group(pid: int, grace: float = 5.0) -> bool:
