@@ -27,7 +27,12 @@ from mlops_cli.console import NullReporter, Reporter
 from mlops_cli.errors import IrisError
 from mlops_cli.targets import local
 from mlops_cli.targets.local.fixtures import MISSING_DEPENDENCY_HANDLER, PROBE_HANDLER, build_zip
-from mlops_cli.targets.local.process import is_alive, server_processes, wait_gone
+from mlops_cli.targets.local.process import (
+    group_members,
+    is_alive,
+    server_processes,
+    wait_gone,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -398,6 +403,7 @@ def test_redeploy_is_a_noop_a_new_zip_replaces_and_teardown_leaves_nothing(sandb
     assert second["model_id"] == "model-b"
     assert wait_gone(first["pid"], 5)
     assert not any(is_alive(pid) for pid in first_group) and servers_for_root(first_root) == []
+    assert group_members(first["pid"]) == []
     assert port_closed(port_of(first["url"]))
     assert call(second["url"])[0] == 200
 
@@ -405,6 +411,7 @@ def test_redeploy_is_a_noop_a_new_zip_replaces_and_teardown_leaves_nothing(sandb
     down = local.teardown(cfg, store, NullReporter())
     assert down == {"env": "life", "stopped": True, "pid": second["pid"]}
     assert all(not is_alive(pid) for pid in second_group)
+    assert group_members(second["pid"]) == []
     assert port_closed(port_of(second["url"]))
     assert store.read_record("life") is None
     assert local.status(cfg, store)["deployed"] is False

@@ -41,7 +41,8 @@ GATEWAY_TIMEOUT_S = 30.0
 LOST_GRACE_S = 5.0
 # `python -m awslambdaric <handler>` as Lambda's bootstrap runs it, with the paths Lambda gives:
 # the function first, the runtime (client) after it. Each worker has a session of its own and
-# dies with the server (`spawn.py`); the pool decides when workers stop. One departure: on
+# dies with the server (`spawn.py`); the pool decides when workers stop (SIGINT is ignored for
+# where `spawn.py` must leave them in the server's process group). One departure: on
 # python3.12+ the client waits for `/next` in a thread of a ThreadPoolExecutor built per
 # invocation (so that Lambda's main thread can take signals meanwhile); measured here that
 # costs ~0.9 ms of CPU per invocation, more than the rest of the client, and changes nothing a
